@@ -1,0 +1,90 @@
+package announce_test
+
+import (
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+
+	"grapevine/announce"
+	"grapevine/internal/testkit"
+)
+
+func expectedErr(t *testing.T, outcome string) error {
+	switch {
+	case outcome == "ok":
+		return nil
+	case outcome == "BadSignature":
+		return announce.ErrBadSignature
+	case strings.HasPrefix(outcome, "UnknownKeyError"):
+		return announce.ErrUnknownFormat
+	}
+	t.Fatalf("vector outcome %q has no mapping", outcome)
+	return nil
+}
+
+func TestTahoeVectors(t *testing.T) {
+	vectors := testkit.TahoeVectors(t)
+	resigned := 0
+	for _, v := range vectors {
+		t.Run(v.Name, func(t *testing.T) {
+			if v.MsgHex != "" {
+				raw, err := hex.DecodeString(v.MsgHex)
+				if err != nil || string(raw) != v.Msg {
+					t.Fatalf("msg_hex does not match msg")
+				}
+			}
+			want := expectedErr(t, v.Verify)
+			a, err := announce.Verify(announce.Signed{Msg: v.Msg, Sig: v.Sig, Key: v.Key})
+			if want == nil {
+				if err != nil {
+					t.Fatalf("Verify: %v, want ok", err)
+				}
+				if a.ServiceName != "storage" || !a.HasSeqnum {
+					t.Fatalf("parsed %q seqnum ok=%v", a.ServiceName, a.HasSeqnum)
+				}
+			} else if !errors.Is(err, want) {
+				t.Fatalf("Verify: %v, want %v", err, want)
+			}
+			if v.SeedHex == "" {
+				return
+			}
+			seed, _ := hex.DecodeString(v.SeedHex)
+			key, err := announce.NewPrivateKey(seed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := key.String(); got != v.Privkey {
+				t.Errorf("privkey %s, want %s", got, v.Privkey)
+			}
+			parsed, err := announce.ParsePrivateKey(v.Privkey)
+			if err != nil || parsed.String() != v.Privkey {
+				t.Errorf("ParsePrivateKey round trip: %v", err)
+			}
+			if got := key.PublicKeyFile(); got != v.Pubkey {
+				t.Errorf("pubkey %s, want %s", got, v.Pubkey)
+			}
+			if got := string(key.ID()); got != v.Key {
+				t.Errorf("key %s, want %s", got, v.Key)
+			}
+			dict, err := announce.ParseJSON(v.AnnDict)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := string(announce.EncodePython(dict)); got != v.Msg {
+				t.Fatalf("encoding differs from Tahoe's msg:\n got %s\nwant %s", got, v.Msg)
+			}
+			if a != nil && !a.Body.Equal(dict) {
+				t.Errorf("parsed msg differs from ann_dict")
+			}
+			s := announce.Sign(key, dict)
+			if s.Msg != v.Msg || s.Sig != v.Sig || s.Key != v.Key {
+				t.Fatalf("re-signed %+v, want sig %s", s, v.Sig)
+			}
+			resigned++
+		})
+	}
+	if resigned == 0 {
+		t.Fatal("no vector was re-signed")
+	}
+}

@@ -1,0 +1,3 @@
+module grapevine
+
+go 1.26.8
