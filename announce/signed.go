@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -194,4 +195,21 @@ func Build(key PrivateKey, t Template, seqnum int64) Value {
 		Member{"nonce", Str(Nonce(key, t.Service.Name, seqnum))},
 	)
 	return b
+}
+
+// RecoverSeqnum is the rule that lets a node that lost or rolled back its
+// counter be believed again. a is a verified announcement carrying the
+// node's own key; ours is what the node signs now for a's service at its
+// counter (zero if it does not announce that service). If a's seqnum is
+// above the counter, or equal to it with other content (a record from
+// before the loss), the node must publish at a.Seqnum+1: it returns that
+// seqnum and true. An echo of the node's current record changes nothing.
+func RecoverSeqnum(counter int64, a *Announcement, ours Signed) (int64, bool) {
+	if !a.HasSeqnum || a.Seqnum < counter || a.Seqnum == math.MaxInt64 {
+		return counter, false
+	}
+	if a.Seqnum == counter && a.Signed == ours {
+		return counter, false
+	}
+	return a.Seqnum + 1, true
 }
