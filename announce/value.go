@@ -40,9 +40,9 @@ type Member struct {
 }
 
 // Constructors for building announcements.
-func Str(s string) Value         { return Value{Kind: String, Str: s} }
-func Int(n int64) Value          { return Value{Kind: Number, Str: strconv.FormatInt(n, 10)} }
-func List(items ...Value) Value  { return Value{Kind: Array, Items: items} }
+func Str(s string) Value          { return Value{Kind: String, Str: s} }
+func Int(n int64) Value           { return Value{Kind: Number, Str: strconv.FormatInt(n, 10)} }
+func List(items ...Value) Value   { return Value{Kind: Array, Items: items} }
 func Obj(members ...Member) Value { return Value{Kind: Object, Members: members} }
 
 // Get returns the member named key of an object.
