@@ -240,6 +240,16 @@ func (s *Store) Forget(k Key, reason string) (*Tombstone, bool) {
 	return s.tombstone(a, reason), true
 }
 
+// Delete removes the held record for k without a tombstone (to make room:
+// the record may come back).
+func (s *Store) Delete(k Key) bool {
+	a, ok := s.held[k]
+	if ok {
+		s.remove(a)
+	}
+	return ok
+}
+
 // RestoreTombstone puts back a tombstone read from storage.
 func (s *Store) RestoreTombstone(t Tombstone) { s.tombs[t.Key] = &t }
 

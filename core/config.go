@@ -1,0 +1,210 @@
+package core
+
+import (
+	"fmt"
+	"time"
+
+	"grapevine/announce"
+)
+
+// Config holds every rule's parameters. DefaultConfig documents the
+// defaults; TestConfig scales the durations down to seconds.
+type Config struct {
+	// TickInterval is how often the driver delivers a Tick. The elapsed-time
+	// measure (R5) advances by at most MaxTickGap between two inputs, so a
+	// suspend, a clock jump or the node's own downtime counts as at most
+	// MaxTickGap. Default 1 s and 10 s.
+	TickInterval time.Duration
+	MaxTickGap   time.Duration
+
+	// SyncInterval is the anti-entropy round: each neighbour is asked for
+	// the changes since its cursor this often. New records are also pushed
+	// at once as digests, so the round only bounds recovery from a lost
+	// push. Default 30 s.
+	SyncInterval time.Duration
+
+	// LivenessWindow W (R1): a server is live while connected, or for W
+	// after a new seqnum from it was first received in this run. Only live
+	// servers' records are passed on. Default 72 h (three refresh periods).
+	LivenessWindow time.Duration
+
+	// RefreshInterval (R2): a node re-signs its records with the next seqnum
+	// this often even when nothing changed. Default 24 h.
+	RefreshInterval time.Duration
+
+	// DialServers: dial every known server (clients and relays). Servers
+	// dial only Bootstrap. Default true.
+	DialServers bool
+	// MaxDialsInFlight K (R3). Default 10.
+	MaxDialsInFlight int
+	// The connect timeout for a server is srtt + 4*rttvar from its RTT
+	// history, clamped to [DialTimeoutFloor, DialTimeoutCeiling];
+	// DialTimeoutDefault without history. Defaults 2 s, 60 s, 20 s.
+	DialTimeoutDefault time.Duration
+	DialTimeoutFloor   time.Duration
+	DialTimeoutCeiling time.Duration
+	// After the n-th consecutive failure the next attempt waits
+	// BackoffBase * 2^(n-1), at most BackoffMax, times a random factor in
+	// [1-BackoffJitter, 1+BackoffJitter]. Defaults 5 s, 1 h, 0.25.
+	BackoffBase   time.Duration
+	BackoffMax    time.Duration
+	BackoffJitter float64
+
+	// ForgetHorizon H (R4): a server is forgotten when, by the elapsed-time
+	// measure, nothing good was seen of it for H and the node is healthy.
+	// Default 30 days.
+	ForgetHorizon time.Duration
+	// TombstoneTTL T: how long a forgotten key's tombstone refuses replays.
+	// Default 60 days (2H: longer than any replay can circulate, since no
+	// node relays a record it has not seen fresh within W < H).
+	TombstoneTTL time.Duration
+	// Quorum Q = clamp(ceil(QuorumFraction * R), QuorumMin, QuorumMax),
+	// where R is the number of known servers seen good within H/2. The node
+	// forgets only while connected to at least Q servers. Defaults 0.5, 1, 5.
+	QuorumFraction float64
+	QuorumMin      int
+	QuorumMax      int
+
+	// MaxRecords M (R6) bounds held records; MaxPerSource bounds those
+	// first learnt through one neighbour. MaxTombstones bounds tombstones.
+	// Defaults 4096, 1024, 4096.
+	MaxRecords    int
+	MaxPerSource  int
+	MaxTombstones int
+	// Each neighbour may deliver RecordRate records per second, in bursts
+	// of RecordBurst (a token bucket). Defaults 50 and 500.
+	RecordRate  float64
+	RecordBurst int
+
+	// Message bounds: items per digest, records per fetch. A fetch not
+	// answered within FetchTimeout is asked of another neighbour.
+	// Defaults 256, 64, 30 s.
+	MaxDigestItems int
+	MaxFetchItems  int
+	FetchTimeout   time.Duration
+
+	// MaxEvents bounds the explain events kept for the status page.
+	// Default 256.
+	MaxEvents int
+
+	// Verify checks a signed record. Nil means announce.Verify; the
+	// simulator passes a memoizing verifier shared by all its nodes.
+	Verify func(announce.Signed) (*announce.Announcement, error) `json:"-"`
+
+	// Variant switches rules off or swaps them for the alternatives the
+	// simulator compares. The zero value is Grapevine's rules.
+	Variant Variant
+}
+
+// Variant selects policy variants of the core. Each field removes or
+// replaces one rule; tests use them to show that each rule matters, and
+// the simulator to model the other designs.
+type Variant struct {
+	RelayAll           bool // R1 off: pass on every held record (Tahoe's behaviour)
+	RelayConnectedOnly bool // R1 as the seed wrote it: only servers connected now
+	NoRefresh          bool // R2 off: publish only at start and on change
+	NoDialOrder        bool // R3 off: dial in ID order with no in-flight limit
+	NeverForget        bool // R4 off: never forget (Tahoe)
+	ForgetWhenIsolated bool // R4's conditions off: forget after H whatever the node's health
+	WallClockElapsed   bool // R5 off: durations are raw local clock differences
+	NoTombstones       bool // R4's tombstones off: forgetting leaves nothing behind
+	NoCaps             bool // R6 off: no table caps, no rate limit
+	IgnoreWithdrawals  bool // R7 off: withdrawals are dropped
+	NoCounterRecovery  bool // the seqnum recovery rule off (Tahoe)
+}
+
+// DefaultConfig returns the production defaults.
+func DefaultConfig() Config {
+	return Config{
+		TickInterval:       time.Second,
+		MaxTickGap:         10 * time.Second,
+		SyncInterval:       30 * time.Second,
+		LivenessWindow:     72 * time.Hour,
+		RefreshInterval:    24 * time.Hour,
+		DialServers:        true,
+		MaxDialsInFlight:   10,
+		DialTimeoutDefault: 20 * time.Second,
+		DialTimeoutFloor:   2 * time.Second,
+		DialTimeoutCeiling: 60 * time.Second,
+		BackoffBase:        5 * time.Second,
+		BackoffMax:         time.Hour,
+		BackoffJitter:      0.25,
+		ForgetHorizon:      30 * 24 * time.Hour,
+		TombstoneTTL:       60 * 24 * time.Hour,
+		QuorumFraction:     0.5,
+		QuorumMin:          1,
+		QuorumMax:          5,
+		MaxRecords:         4096,
+		MaxPerSource:       1024,
+		MaxTombstones:      4096,
+		RecordRate:         50,
+		RecordBurst:        500,
+		MaxDigestItems:     256,
+		MaxFetchItems:      64,
+		FetchTimeout:       30 * time.Second,
+		MaxEvents:          256,
+	}
+}
+
+// TestConfig is DefaultConfig with days become seconds-scale durations, for
+// scenario tests and local demos: W 30 s, refresh 10 s, H 2 min, T 4 min.
+func TestConfig() Config {
+	c := DefaultConfig()
+	c.TickInterval = 100 * time.Millisecond
+	c.MaxTickGap = time.Second
+	c.SyncInterval = time.Second
+	c.LivenessWindow = 30 * time.Second
+	c.RefreshInterval = 10 * time.Second
+	c.DialTimeoutDefault = 2 * time.Second
+	c.DialTimeoutFloor = 200 * time.Millisecond
+	c.DialTimeoutCeiling = 5 * time.Second
+	c.BackoffBase = 500 * time.Millisecond
+	c.BackoffMax = 10 * time.Second
+	c.ForgetHorizon = 2 * time.Minute
+	c.TombstoneTTL = 4 * time.Minute
+	c.FetchTimeout = 2 * time.Second
+	return c
+}
+
+// Validate reports the first option that makes no sense.
+func (c Config) Validate() error {
+	pos := []struct {
+		name string
+		d    time.Duration
+	}{
+		{"TickInterval", c.TickInterval}, {"MaxTickGap", c.MaxTickGap}, {"SyncInterval", c.SyncInterval},
+		{"LivenessWindow", c.LivenessWindow}, {"RefreshInterval", c.RefreshInterval},
+		{"DialTimeoutDefault", c.DialTimeoutDefault}, {"DialTimeoutFloor", c.DialTimeoutFloor},
+		{"DialTimeoutCeiling", c.DialTimeoutCeiling}, {"BackoffBase", c.BackoffBase}, {"BackoffMax", c.BackoffMax},
+		{"ForgetHorizon", c.ForgetHorizon}, {"TombstoneTTL", c.TombstoneTTL}, {"FetchTimeout", c.FetchTimeout},
+	}
+	for _, p := range pos {
+		if p.d <= 0 {
+			return fmt.Errorf("core config: %s must be positive, got %v", p.name, p.d)
+		}
+	}
+	switch {
+	case c.MaxTickGap < c.TickInterval:
+		return fmt.Errorf("core config: MaxTickGap %v is below TickInterval %v", c.MaxTickGap, c.TickInterval)
+	case c.DialTimeoutFloor > c.DialTimeoutCeiling:
+		return fmt.Errorf("core config: DialTimeoutFloor %v above DialTimeoutCeiling %v", c.DialTimeoutFloor, c.DialTimeoutCeiling)
+	case c.LivenessWindow < c.RefreshInterval:
+		return fmt.Errorf("core config: LivenessWindow %v is shorter than RefreshInterval %v: live servers would flap", c.LivenessWindow, c.RefreshInterval)
+	case c.ForgetHorizon <= c.LivenessWindow:
+		return fmt.Errorf("core config: ForgetHorizon %v must exceed LivenessWindow %v", c.ForgetHorizon, c.LivenessWindow)
+	case c.TombstoneTTL < c.ForgetHorizon:
+		return fmt.Errorf("core config: TombstoneTTL %v is shorter than ForgetHorizon %v", c.TombstoneTTL, c.ForgetHorizon)
+	case c.MaxDialsInFlight < 1, c.MaxRecords < 1, c.MaxPerSource < 1, c.MaxTombstones < 1,
+		c.RecordBurst < 1, c.MaxDigestItems < 1, c.MaxFetchItems < 1, c.MaxEvents < 1, c.QuorumMin < 1:
+		return fmt.Errorf("core config: counts and limits must be at least 1")
+	case c.QuorumMax < c.QuorumMin:
+		return fmt.Errorf("core config: QuorumMax %d below QuorumMin %d", c.QuorumMax, c.QuorumMin)
+	case c.QuorumFraction < 0 || c.QuorumFraction > 1:
+		return fmt.Errorf("core config: QuorumFraction %v outside [0, 1]", c.QuorumFraction)
+	case c.BackoffJitter < 0 || c.BackoffJitter >= 1:
+		return fmt.Errorf("core config: BackoffJitter %v outside [0, 1)", c.BackoffJitter)
+	case c.RecordRate <= 0:
+		return fmt.Errorf("core config: RecordRate must be positive")
+	}
+	return nil
+}

@@ -1,0 +1,114 @@
+package core
+
+import (
+	"grapevine/announce"
+	"grapevine/records"
+)
+
+// MsgType numbers the protocol messages. The list is append-only: a number
+// is never reused or renumbered.
+type MsgType uint8
+
+const (
+	TypeSyncReq MsgType = 1 // ask for changes since a cursor
+	TypeDigest  MsgType = 2 // ids of changed records (reply or push)
+	TypeFetch   MsgType = 3 // ask for full records
+	TypeRecords MsgType = 4 // full signed records
+)
+
+// Msg is a protocol message. The transport encodes it (see package wire);
+// Size is its encoded length, for accounting.
+type Msg interface {
+	Type() MsgType
+	Size() int
+}
+
+// SyncReq asks a neighbour for the changes to its record index after
+// Cursor. Epoch is the index epoch the cursor belongs to (0: none yet); a
+// neighbour whose epoch differs (it restarted) answers from the start.
+type SyncReq struct {
+	Epoch  uint64
+	Cursor uint64
+}
+
+// Digest lists records that changed in the sender's index in (From, To],
+// by id only. It answers a SyncReq and is also pushed when records change.
+// More says To is not the end of the index: ask again from To.
+type Digest struct {
+	Epoch uint64
+	From  uint64
+	To    uint64
+	More  bool
+	Items []Item
+}
+
+// Item names one record version: enough to decide whether to fetch it.
+type Item struct {
+	Service string
+	ID      announce.NodeID
+	Seqnum  int64
+	Hash    uint64 // first 8 bytes of sha256(msg)
+	Ver     uint64 // its position in the sender's index
+}
+
+// Key returns the record key.
+func (it Item) Key() records.Key { return records.Key{Service: it.Service, ID: it.ID} }
+
+// Fetch asks for the current records of these keys.
+type Fetch struct {
+	Keys []records.Key
+}
+
+// Records carries signed records in answer to a Fetch.
+type Records struct {
+	Recs []announce.Signed
+}
+
+func (SyncReq) Type() MsgType { return TypeSyncReq }
+func (Digest) Type() MsgType  { return TypeDigest }
+func (Fetch) Type() MsgType   { return TypeFetch }
+func (Records) Type() MsgType { return TypeRecords }
+
+// Encoded sizes, matching package wire: a 2-byte header (version, type),
+// varints, length-prefixed strings, node IDs as 32 raw bytes.
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
+
+func varintLen(x int64) int { return uvarintLen(uint64(x<<1) ^ uint64(x>>63)) }
+
+func strLen(s string) int { return uvarintLen(uint64(len(s))) + len(s) }
+
+// IDSize is the encoded size of a node ID: its raw 32-byte key.
+const IDSize = 32
+
+func (m SyncReq) Size() int { return 2 + uvarintLen(m.Epoch) + uvarintLen(m.Cursor) }
+
+func (m Digest) Size() int {
+	n := 2 + 8 + uvarintLen(m.From) + uvarintLen(m.To) + 1 + uvarintLen(uint64(len(m.Items)))
+	for _, it := range m.Items {
+		n += strLen(it.Service) + IDSize + varintLen(it.Seqnum) + 8 + uvarintLen(it.Ver)
+	}
+	return n
+}
+
+func (m Fetch) Size() int {
+	n := 2 + uvarintLen(uint64(len(m.Keys)))
+	for _, k := range m.Keys {
+		n += strLen(k.Service) + IDSize
+	}
+	return n
+}
+
+func (m Records) Size() int {
+	n := 2 + uvarintLen(uint64(len(m.Recs)))
+	for _, r := range m.Recs {
+		n += strLen(r.Msg) + strLen(r.Sig) + strLen(r.Key)
+	}
+	return n
+}

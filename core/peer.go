@@ -1,0 +1,116 @@
+package core
+
+import (
+	"time"
+
+	"grapevine/announce"
+)
+
+// Interval is a span of the elapsed-time measure during which a peer was
+// connected.
+type Interval struct {
+	Start, End time.Duration
+}
+
+// maxIntervals bounds the connection history kept per peer; older
+// intervals are merged.
+const maxIntervals = 64
+
+// History is what a node remembers of another node, by its own clock only.
+// Times named ...E are on the elapsed-time measure (R5); ...Wall are the
+// local clock when it happened, for display.
+type History struct {
+	ID       announce.NodeID
+	Locators []string
+
+	FirstHeardE    time.Duration
+	FirstHeardWall time.Time
+
+	// LastGoodE is the last time a connection succeeded or a new seqnum
+	// arrived: the clock R4 forgets by.
+	LastGoodE time.Duration
+
+	LastConnectedE    time.Duration // last time it was connected (up to now if it is); -1: never
+	LastConnectedWall time.Time
+	LastAttemptE      time.Duration // -1: never
+	LastAttemptWall   time.Time
+	LastAttemptFailed bool
+	LastError         string
+	Failures          int // consecutive
+
+	Intervals []Interval // connected spans, compacted
+
+	SRTT, RTTVar time.Duration // 0: no samples
+	BytesIn      uint64
+	BytesOut     uint64
+
+	Withdrawn bool // it announced its departure
+}
+
+// peer is History plus what lives only while the process runs.
+type peer struct {
+	History
+	connected      bool
+	connectedSince time.Duration
+	connSinceWall  time.Time
+	dialing        bool
+	dialDeadline   time.Duration
+	nextDialE      time.Duration
+	failedThisRun  bool
+	fresh          bool          // a new seqnum arrived in this run
+	freshE         time.Duration // when
+	freshWall      time.Time
+	records        int // held records of this ID
+	bootstrap      bool
+	deferred       string // last R4 deferral reason reported
+}
+
+func newPeer(id announce.NodeID, e time.Duration, wall time.Time) *peer {
+	return &peer{History: History{ID: id, FirstHeardE: e, FirstHeardWall: wall, LastGoodE: e, LastConnectedE: -1, LastAttemptE: -1}}
+}
+
+func (p *peer) addRTT(r time.Duration) {
+	if p.SRTT == 0 {
+		p.SRTT, p.RTTVar = r, r/2
+		return
+	}
+	d := p.SRTT - r
+	if d < 0 {
+		d = -d
+	}
+	p.RTTVar = (3*p.RTTVar + d) / 4
+	p.SRTT = (7*p.SRTT + r) / 8
+}
+
+func (p *peer) closeInterval(e time.Duration) {
+	p.Intervals = append(p.Intervals, Interval{p.connectedSince, e})
+	if len(p.Intervals) > maxIntervals {
+		p.Intervals[1].Start = p.Intervals[0].Start
+		p.Intervals = p.Intervals[1:]
+	}
+}
+
+// Uptime returns the fraction of the window ending at now (both on the
+// elapsed-time measure) during which the peer was connected, counting only
+// time since it was first heard of. ok is false when there is no time to
+// measure.
+func (h *History) Uptime(now, window time.Duration, connectedSince time.Duration, connected bool) (float64, bool) {
+	start := max(now-window, h.FirstHeardE)
+	if now <= start {
+		return 0, false
+	}
+	var up time.Duration
+	add := func(a, b time.Duration) {
+		a, b = max(a, start), min(b, now)
+		if b > a {
+			up += b - a
+		}
+	}
+	for _, iv := range h.Intervals {
+		add(iv.Start, iv.End)
+	}
+	if connected {
+		add(connectedSince, now)
+	}
+	return float64(up) / float64(now-start), true
+}

@@ -1,0 +1,193 @@
+package core
+
+import (
+	"slices"
+	"time"
+
+	"grapevine/announce"
+	"grapevine/records"
+)
+
+// StoredRecord is a held record as persisted.
+type StoredRecord struct {
+	Signed announce.Signed
+	Source announce.NodeID // the neighbour it was first fetched from
+}
+
+// StoredTombstone is a tombstone as persisted.
+type StoredTombstone struct {
+	records.Tombstone
+	AtE    time.Duration // on the elapsed-time measure
+	AtWall time.Time
+}
+
+// State is what a node persists: enough to restart without forgetting or
+// resurrecting anything. Records keep their signatures so they are verified
+// again on load and can be passed on.
+type State struct {
+	Counter    int64
+	Elapsed    time.Duration
+	Wall       time.Time // the local clock at Elapsed
+	Records    []StoredRecord
+	Tombstones []StoredTombstone
+	Peers      []History
+}
+
+// State returns a snapshot for persistence, in a deterministic order.
+func (n *Node) State() State {
+	st := State{Counter: n.counter, Elapsed: n.elapsed, Wall: n.wall}
+	for _, a := range n.store.Records() {
+		k := records.Key{Service: a.ServiceName, ID: a.ID}
+		st.Records = append(st.Records, StoredRecord{Signed: a.Signed, Source: n.meta[k].source})
+	}
+	for _, t := range n.store.Tombstones() {
+		st.Tombstones = append(st.Tombstones, StoredTombstone{Tombstone: *t, AtE: n.tombs[t.Key].atE, AtWall: n.tombs[t.Key].atWall})
+	}
+	for _, id := range n.sortedPeers(func(*peer) bool { return true }) {
+		h := n.peers[id].History
+		h.Locators = slices.Clone(h.Locators)
+		h.Intervals = slices.Clone(h.Intervals)
+		if p := n.peers[id]; p.connected {
+			// Count the open interval as ending now; a restart closes it.
+			h.Intervals = append(h.Intervals, Interval{p.connectedSince, n.elapsed})
+			h.LastGoodE = n.elapsed
+			h.LastConnectedE, h.LastConnectedWall = n.elapsed, n.wall
+		}
+		st.Peers = append(st.Peers, h)
+	}
+	return st
+}
+
+func (n *Node) restore(st State) error {
+	n.counter = st.Counter
+	n.elapsed = st.Elapsed
+	n.savedWall = st.Wall
+	n.startE = st.Elapsed
+	n.forgetE = st.Elapsed
+	for _, h := range st.Peers {
+		p := &peer{History: h}
+		p.Locators = slices.Clone(h.Locators)
+		p.Intervals = slices.Clone(h.Intervals)
+		n.peers[h.ID] = p
+	}
+	for _, r := range st.Records {
+		a, err := n.verify(r.Signed)
+		if err != nil {
+			n.emit(Event{Kind: EvRejected, Peer: announce.NodeID(r.Signed.Key), Reason: "stored-record-invalid", Facts: facts("error", err)})
+			continue
+		}
+		res, err := n.store.AdmitVerified(a)
+		if err != nil || !res.Outcome.Changed() {
+			continue
+		}
+		k := res.Key
+		p := n.peer(k.ID)
+		n.meta[k] = &recMeta{source: r.Source, hash: hashOf(a.Signed)}
+		n.meta[k].ver = n.index(k)
+		n.perSrc[r.Source]++
+		p.records++
+		if a.ID == n.id && a.HasSeqnum && a.Seqnum > n.counter {
+			n.counter = a.Seqnum
+		}
+	}
+	for _, t := range st.Tombstones {
+		n.store.RestoreTombstone(t.Tombstone)
+		n.tombs[t.Key] = &tombMeta{atE: t.AtE, atWall: t.AtWall, hash: hashOf(t.Last)}
+		if t.Key.ID == n.id && t.HasSeqnum && t.Seqnum > n.counter {
+			n.counter = t.Seqnum
+		}
+	}
+	n.ready.StateChanged = false
+	return nil
+}
+
+// ServerInfo is what the node knows of one peer, for status pages and
+// tests.
+type ServerInfo struct {
+	History
+	Services       []string
+	Seqnum         int64
+	Connected      bool
+	ConnectedSince time.Duration
+	Dialing        bool
+	NextDialIn     time.Duration
+	Live           bool // R1: its records are passed on
+	FreshAgo       time.Duration
+	Fresh          bool
+}
+
+// Servers returns every known peer, ordered by ID.
+func (n *Node) Servers() []ServerInfo {
+	var out []ServerInfo
+	for _, id := range n.sortedPeers(func(*peer) bool { return true }) {
+		out = append(out, n.info(n.peers[id]))
+	}
+	return out
+}
+
+// Server returns one peer.
+func (n *Node) Server(id announce.NodeID) (ServerInfo, bool) {
+	p, ok := n.peers[id]
+	if !ok {
+		return ServerInfo{}, false
+	}
+	return n.info(p), true
+}
+
+func (n *Node) info(p *peer) ServerInfo {
+	si := ServerInfo{History: p.History, Connected: p.connected, ConnectedSince: p.connectedSince,
+		Dialing: p.dialing, Live: n.live(p.ID), Fresh: p.fresh}
+	if p.fresh {
+		si.FreshAgo = n.elapsed - p.freshE
+	}
+	if p.nextDialE > n.elapsed {
+		si.NextDialIn = p.nextDialE - n.elapsed
+	}
+	for _, a := range n.recordsOf(p.ID) {
+		si.Services = append(si.Services, a.ServiceName)
+		si.Seqnum = max(si.Seqnum, a.Seqnum)
+	}
+	return si
+}
+
+// Holds reports whether the node holds a record of id.
+func (n *Node) Holds(id announce.NodeID) bool {
+	p, ok := n.peers[id]
+	return ok && p.records > 0
+}
+
+// Relays reports whether the node passes on records of id now (R1).
+func (n *Node) Relays(id announce.NodeID) bool { return n.Holds(id) && n.live(id) }
+
+// Tombstoned reports whether the node holds a tombstone for id.
+func (n *Node) Tombstoned(id announce.NodeID) (StoredTombstone, bool) {
+	for k, tm := range n.tombs {
+		if k.ID == id {
+			t, _ := n.store.Tombstone(k)
+			return StoredTombstone{Tombstone: *t, AtE: tm.atE, AtWall: tm.atWall}, true
+		}
+	}
+	return StoredTombstone{}, false
+}
+
+// Record returns the held record for k.
+func (n *Node) Record(k records.Key) (*announce.Announcement, bool) { return n.store.Get(k) }
+
+// RecordCount returns the number of held records.
+func (n *Node) RecordCount() int { return n.store.Len() }
+
+// TombstoneCount returns the number of tombstones.
+func (n *Node) TombstoneCount() int { return len(n.tombs) }
+
+// InFlight returns the number of dials in flight.
+func (n *Node) InFlight() int { return n.inflight }
+
+// Sources returns how many held records were first learnt through each
+// neighbour.
+func (n *Node) Sources() map[announce.NodeID]int {
+	out := make(map[announce.NodeID]int, len(n.perSrc))
+	for k, v := range n.perSrc {
+		out[k] = v
+	}
+	return out
+}

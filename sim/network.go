@@ -1,0 +1,408 @@
+// Package sim runs many protocol cores on a virtual clock over a simulated
+// network. The cores are the same code the daemon runs; only the clock, the
+// transport and the storage differ.
+package sim
+
+import (
+	"container/heap"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"grapevine/announce"
+	"grapevine/core"
+)
+
+// Epoch is the virtual clock's zero.
+var Epoch = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// Host is one simulated machine running a core.
+type Host struct {
+	Name     string
+	ID       announce.NodeID
+	Identity core.Identity
+	Config   core.Config
+	Node     *core.Node
+	Up       bool
+	// NAT hosts can dial out but cannot be dialled. Blackholed hosts'
+	// addresses swallow connection attempts until the dialer times out.
+	NAT        bool
+	Blackholed bool
+	// Skew is added to the virtual clock to give this host's local time.
+	Skew time.Duration
+	// Disk is the persisted state, as of the last stop.
+	Disk core.State
+	// Events received from the core, if Net.KeepEvents.
+	Events []core.Event
+
+	conns     map[announce.NodeID]bool
+	dials     map[announce.NodeID]bool
+	group     int // partition group; hosts in different groups cannot talk
+	BytesOut  uint64
+	MsgsOut   uint64
+	ticking   bool
+	incarnate int // bumped on every start, so stale ticks are ignored
+}
+
+// Net is the simulated network and its virtual clock.
+type Net struct {
+	Now        time.Time
+	Latency    time.Duration // one-way
+	Jitter     time.Duration // added uniformly in [0, Jitter)
+	Loss       float64       // probability a message is lost (the connection is reset)
+	KeepEvents bool
+	OnEvent    func(h *Host, e core.Event)
+	// OnDial is called for each dial a core starts.
+	OnDial func(h *Host, d core.Dial)
+
+	rng    *rand.Rand
+	hosts  map[announce.NodeID]*Host
+	byName map[string]*Host
+	order  []*Host
+	q      eventQueue
+	seq    uint64
+	// lastDeliver keeps each link's messages in order under jitter.
+	lastDeliver map[[2]announce.NodeID]time.Time
+	verified    map[announce.Signed]verifyResult
+}
+
+type verifyResult struct {
+	a   *announce.Announcement
+	err error
+}
+
+// Verify checks a record once for the whole network: every node then
+// shares the one parsed copy.
+func (n *Net) Verify(s announce.Signed) (*announce.Announcement, error) {
+	if r, ok := n.verified[s]; ok {
+		return r.a, r.err
+	}
+	a, err := announce.Verify(s)
+	n.verified[s] = verifyResult{a, err}
+	return a, err
+}
+
+// NewNet returns an empty network at Epoch.
+func NewNet(seed uint64) *Net {
+	return &Net{
+		Now:         Epoch,
+		Latency:     10 * time.Millisecond,
+		rng:         rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		hosts:       map[announce.NodeID]*Host{},
+		byName:      map[string]*Host{},
+		lastDeliver: map[[2]announce.NodeID]time.Time{},
+		verified:    map[announce.Signed]verifyResult{},
+	}
+}
+
+// Rand returns the network's random source.
+func (n *Net) Rand() *rand.Rand { return n.rng }
+
+// Host returns a host by name.
+func (n *Net) Host(name string) (*Host, bool) {
+	h, ok := n.byName[name]
+	return h, ok
+}
+
+// HostByID returns a host by node ID.
+func (n *Net) HostByID(id announce.NodeID) (*Host, bool) {
+	h, ok := n.hosts[id]
+	return h, ok
+}
+
+// Hosts returns all hosts in the order they were added.
+func (n *Net) Hosts() []*Host { return n.order }
+
+// Locator returns the simulated locator of a host.
+func Locator(id announce.NodeID) string { return announce.Locator{ID: id, Addr: "sim:1"}.String() }
+
+// KeyFor derives a host's key from its name, so runs are reproducible.
+func KeyFor(name string, seed uint64) announce.PrivateKey {
+	s := make([]byte, 32)
+	r := rand.New(rand.NewPCG(seed, uint64(len(name))))
+	for i := range s {
+		s[i] = byte(r.Uint32())
+	}
+	for i, c := range []byte(name) {
+		s[i%32] ^= c
+	}
+	k, _ := announce.NewPrivateKey(s)
+	return k
+}
+
+// Add creates a host (not yet started). Unless cfg.Verify is set, the host
+// uses the network's shared verifier.
+func (n *Net) Add(name string, id core.Identity, cfg core.Config) *Host {
+	if cfg.Verify == nil {
+		cfg.Verify = n.Verify
+	}
+	h := &Host{Name: name, ID: id.Key.ID(), Identity: id, Config: cfg,
+		conns: map[announce.NodeID]bool{}, dials: map[announce.NodeID]bool{}}
+	n.hosts[h.ID] = h
+	n.byName[name] = h
+	n.order = append(n.order, h)
+	return h
+}
+
+// Start boots a host from its disk.
+func (n *Net) Start(h *Host) error {
+	node, err := core.New(h.Config, h.Identity, h.Disk, rand.New(rand.NewPCG(n.rng.Uint64(), n.rng.Uint64())))
+	if err != nil {
+		return err
+	}
+	h.Node, h.Up = node, true
+	h.incarnate++
+	inc := h.incarnate
+	// Ticks start at a random phase.
+	phase := time.Duration(n.rng.Int64N(int64(h.Config.TickInterval)))
+	n.at(n.Now.Add(phase), func() { n.tick(h, inc) })
+	n.step(h, core.Tick{})
+	return nil
+}
+
+func (n *Net) tick(h *Host, inc int) {
+	if !h.Up || h.incarnate != inc {
+		return
+	}
+	n.step(h, core.Tick{})
+	n.at(n.Now.Add(h.Config.TickInterval), func() { n.tick(h, inc) })
+}
+
+// Stop crashes a host: its connections drop, its disk keeps the last
+// persisted state.
+func (n *Net) Stop(h *Host) {
+	if !h.Up {
+		return
+	}
+	// The daemon persists every change before acting on it, so the disk at
+	// a crash holds the state after the last step.
+	h.Disk = h.Node.State()
+	h.Up = false
+	for _, id := range sortedIDs(h.conns) {
+		n.dropConn(h, n.hosts[id], "peer-gone")
+	}
+	h.dials = map[announce.NodeID]bool{}
+	h.Node = nil
+}
+
+// Wipe loses a stopped host's state; only the key survives.
+func (n *Net) Wipe(h *Host) { h.Disk = core.State{} }
+
+func sortedIDs(m map[announce.NodeID]bool) []announce.NodeID {
+	ids := make([]announce.NodeID, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// Partition puts hosts into groups; hosts in different groups lose their
+// connections and cannot dial each other. Group 0 is the default.
+func (n *Net) Partition(groups map[*Host]int) {
+	for h, g := range groups {
+		h.group = g
+	}
+	for _, h := range n.order {
+		for _, id := range sortedIDs(h.conns) {
+			o := n.hosts[id]
+			if o.group != h.group {
+				n.dropConn(h, o, "partition")
+			}
+		}
+	}
+}
+
+// Heal puts every host back in group 0.
+func (n *Net) Heal() {
+	for _, h := range n.order {
+		h.group = 0
+	}
+}
+
+func (n *Net) localTime(h *Host) time.Time { return n.Now.Add(h.Skew) }
+
+// step delivers one input to a host's core and acts on its Ready.
+func (n *Net) step(h *Host, in core.Input) {
+	if !h.Up {
+		return
+	}
+	h.Node.Step(n.localTime(h), in)
+	rd := h.Node.Ready()
+	for _, id := range rd.CancelDials {
+		delete(h.dials, id)
+	}
+	for _, m := range rd.Messages {
+		n.send(h, m)
+	}
+	for _, d := range rd.Dials {
+		n.dial(h, d)
+	}
+	for _, e := range rd.Events {
+		if n.KeepEvents {
+			h.Events = append(h.Events, e)
+		}
+		if n.OnEvent != nil {
+			n.OnEvent(h, e)
+		}
+	}
+}
+
+func (n *Net) delay() time.Duration {
+	d := n.Latency
+	if n.Jitter > 0 {
+		d += time.Duration(n.rng.Int64N(int64(n.Jitter)))
+	}
+	return d
+}
+
+func (n *Net) send(from *Host, env core.Envelope) {
+	to, ok := n.hosts[env.To]
+	if !ok || !from.conns[env.To] {
+		return
+	}
+	from.BytesOut += uint64(env.Msg.Size())
+	from.MsgsOut++
+	if n.Loss > 0 && n.rng.Float64() < n.Loss {
+		n.dropConn(from, to, "reset")
+		return
+	}
+	key := [2]announce.NodeID{from.ID, to.ID}
+	at := n.Now.Add(n.delay())
+	if last := n.lastDeliver[key]; at.Before(last) {
+		at = last
+	}
+	n.lastDeliver[key] = at
+	fromInc, toInc := from.incarnate, to.incarnate
+	n.at(at, func() {
+		if from.incarnate != fromInc || to.incarnate != toInc || !to.conns[from.ID] {
+			return
+		}
+		n.step(to, core.Received{From: from.ID, Msg: env.Msg})
+	})
+}
+
+func (n *Net) dial(from *Host, d core.Dial) {
+	if n.OnDial != nil {
+		n.OnDial(from, d)
+	}
+	from.dials[d.Peer] = true
+	to, ok := n.hosts[d.Peer]
+	inc := from.incarnate
+	rtt := 2 * n.delay()
+	switch {
+	case !ok || to.Blackholed || (to.Up && to.group != from.group):
+		return // the attempt hangs; the core times it out
+	case !to.Up || to.NAT:
+		n.at(n.Now.Add(rtt), func() {
+			if from.incarnate != inc || !from.dials[d.Peer] {
+				return
+			}
+			delete(from.dials, d.Peer)
+			n.step(from, core.DialFailed{Peer: d.Peer, Err: "refused"})
+		})
+	default:
+		toInc := to.incarnate
+		n.at(n.Now.Add(rtt), func() {
+			if from.incarnate != inc || !from.dials[d.Peer] {
+				return
+			}
+			delete(from.dials, d.Peer)
+			if to.incarnate != toInc || !to.Up || to.group != from.group {
+				n.step(from, core.DialFailed{Peer: d.Peer, Err: "refused"})
+				return
+			}
+			n.connect(from, to, rtt)
+		})
+	}
+}
+
+func (n *Net) connect(from, to *Host, rtt time.Duration) {
+	if from.conns[to.ID] {
+		n.step(from, core.Connected{Peer: to.ID})
+		return
+	}
+	from.conns[to.ID], to.conns[from.ID] = true, true
+	n.step(from, core.Connected{Peer: to.ID})
+	n.step(to, core.Connected{Peer: from.ID, Inbound: true})
+	n.step(from, core.RTTSample{Peer: to.ID, RTT: rtt})
+	n.step(to, core.RTTSample{Peer: from.ID, RTT: rtt})
+}
+
+func (n *Net) dropConn(a, b *Host, why string) {
+	if !a.conns[b.ID] {
+		return
+	}
+	delete(a.conns, b.ID)
+	delete(b.conns, a.ID)
+	n.step(a, core.Disconnected{Peer: b.ID, Err: why})
+	n.step(b, core.Disconnected{Peer: a.ID, Err: why})
+}
+
+// Connected reports whether two hosts have a connection.
+func (n *Net) Connected(a, b *Host) bool { return a.conns[b.ID] }
+
+// Input delivers an input to a host now.
+func (n *Net) Input(h *Host, in core.Input) { n.step(h, in) }
+
+// At schedules f at virtual time t.
+func (n *Net) At(t time.Time, f func()) { n.at(t, f) }
+
+func (n *Net) at(t time.Time, f func()) {
+	n.seq++
+	heap.Push(&n.q, &event{at: t, seq: n.seq, f: f})
+}
+
+// RunUntil processes events up to and including time t.
+func (n *Net) RunUntil(t time.Time) {
+	for n.q.Len() > 0 && !n.q[0].at.After(t) {
+		e := heap.Pop(&n.q).(*event)
+		n.Now = e.at
+		e.f()
+	}
+	n.Now = t
+}
+
+// Run advances the virtual clock by d.
+func (n *Net) Run(d time.Duration) { n.RunUntil(n.Now.Add(d)) }
+
+// RunUntilCond advances in steps of step until cond holds or limit passes.
+// It reports whether cond held.
+func (n *Net) RunUntilCond(limit, step time.Duration, cond func() bool) bool {
+	end := n.Now.Add(limit)
+	for !cond() {
+		if !n.Now.Before(end) {
+			return false
+		}
+		n.Run(min(step, end.Sub(n.Now)))
+	}
+	return true
+}
+
+type event struct {
+	at  time.Time
+	seq uint64
+	f   func()
+}
+
+type eventQueue []*event
+
+func (q eventQueue) Len() int { return len(q) }
+func (q eventQueue) Less(i, j int) bool {
+	if q[i].at.Equal(q[j].at) {
+		return q[i].seq < q[j].seq
+	}
+	return q[i].at.Before(q[j].at)
+}
+func (q eventQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *eventQueue) Push(x any)   { *q = append(*q, x.(*event)) }
+func (q *eventQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return e
+}
+
+// String names a host for messages.
+func (h *Host) String() string { return fmt.Sprintf("%s(%s)", h.Name, h.ID.Short()) }
