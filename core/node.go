@@ -172,8 +172,8 @@ type Node struct {
 	epoch     uint64
 	ver       uint64
 	pushedVer uint64
-	log   []logEntry
-	verOf map[records.Key]uint64
+	log       []logEntry
+	verOf     map[records.Key]uint64
 
 	elapsed   time.Duration
 	savedWall time.Time

@@ -469,13 +469,13 @@ func ablations(t *testing.T, file string) []string {
 
 // ruleVariants maps each rule to the variants that remove it.
 var ruleVariants = map[string][]string{
-	"R1": {"RelayAll"},
-	"R2": {"NoRefresh"},
-	"R3": {"NoDialOrder"},
-	"R4": {"NeverForget", "ForgetWhenIsolated", "NoTombstones"},
-	"R5": {"WallClockElapsed"},
-	"R6": {"NoCaps"},
-	"R7": {"IgnoreWithdrawals"},
+	"R1":              {"RelayAll"},
+	"R2":              {"NoRefresh"},
+	"R3":              {"NoDialOrder"},
+	"R4":              {"NeverForget", "ForgetWhenIsolated", "NoTombstones"},
+	"R5":              {"WallClockElapsed"},
+	"R6":              {"NoCaps"},
+	"R7":              {"IgnoreWithdrawals"},
 	"seqnum recovery": {"NoCounterRecovery"},
 }
 
