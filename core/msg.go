@@ -70,7 +70,8 @@ func (Fetch) Type() MsgType   { return TypeFetch }
 func (Records) Type() MsgType { return TypeRecords }
 
 // Encoded sizes, matching package wire: a 2-byte header (version, type),
-// varints, length-prefixed strings, node IDs as 32 raw bytes.
+// fixed 8-byte epochs and cursors, varints for counts, seqnums and
+// versions, length-prefixed strings, node IDs as 32 raw bytes.
 func uvarintLen(x uint64) int {
 	n := 1
 	for x >= 0x80 {
@@ -87,10 +88,12 @@ func strLen(s string) int { return uvarintLen(uint64(len(s))) + len(s) }
 // IDSize is the encoded size of a node ID: its raw 32-byte key.
 const IDSize = 32
 
-func (m SyncReq) Size() int { return 2 + uvarintLen(m.Epoch) + uvarintLen(m.Cursor) }
+// Epochs and cursors are fixed 8-byte fields, so a round's cost does not
+// depend on how far the index has counted.
+func (m SyncReq) Size() int { return 2 + 8 + 8 }
 
 func (m Digest) Size() int {
-	n := 2 + 8 + uvarintLen(m.From) + uvarintLen(m.To) + 1 + uvarintLen(uint64(len(m.Items)))
+	n := 2 + 8 + 8 + 8 + 1 + uvarintLen(uint64(len(m.Items)))
 	for _, it := range m.Items {
 		n += strLen(it.Service) + IDSize + varintLen(it.Seqnum) + 8 + uvarintLen(it.Ver)
 	}

@@ -1,0 +1,238 @@
+package core_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"grapevine/announce"
+	"grapevine/core"
+	"grapevine/sim"
+)
+
+var t0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func newNode(t *testing.T, name string, cfg core.Config, svcs ...string) *core.Node {
+	t.Helper()
+	key := sim.KeyFor(name, 7)
+	id := core.Identity{Key: key}
+	for _, s := range svcs {
+		id.Services = append(id.Services, announce.Template{Service: announce.Service{Name: s}, Locators: []string{sim.Locator(key.ID())}})
+	}
+	n, err := core.New(cfg, id, core.State{}, rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestConfigPresetsValid(t *testing.T) {
+	for name, c := range map[string]core.Config{"default": core.DefaultConfig(), "test": core.TestConfig()} {
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	bad := core.DefaultConfig()
+	bad.ForgetHorizon = bad.LivenessWindow
+	if bad.Validate() == nil {
+		t.Error("H <= W accepted")
+	}
+	bad = core.DefaultConfig()
+	bad.QuorumFraction = 2
+	if bad.Validate() == nil {
+		t.Error("QuorumFraction 2 accepted")
+	}
+}
+
+// A neighbour that advertises junk is fetched from only as fast as its
+// token bucket allows; records it sends unasked, or with bad signatures,
+// are dropped with a reason.
+func TestJunkNeighbour(t *testing.T) {
+	cfg := core.TestConfig()
+	cfg.RecordBurst, cfg.RecordRate, cfg.MaxFetchItems = 20, 5, 8
+	n := newNode(t, "victim", cfg)
+	junk := sim.KeyFor("junk", 7).ID()
+	now := t0
+	n.Step(now, core.Connected{Peer: junk, Inbound: true})
+	n.Ready()
+	var items []core.Item
+	var recs []announce.Signed
+	for i := range 200 {
+		k := sim.KeyFor(fmt.Sprintf("j%d", i), 7)
+		r := announce.Sign(k, announce.Build(k, announce.Template{Service: announce.Service{Name: "storage"}}, 1))
+		recs = append(recs, r)
+		items = append(items, core.Item{Service: "storage", ID: k.ID(), Seqnum: 1, Hash: uint64(i) + 1, Ver: uint64(i + 1)})
+	}
+	n.Step(now, core.Received{From: junk, Msg: core.Digest{Epoch: 9, From: 0, To: 200, Items: items}})
+	rd := n.Ready()
+	asked := 0
+	for _, m := range rd.Messages {
+		if f, ok := m.Msg.(core.Fetch); ok {
+			if len(f.Keys) > cfg.MaxFetchItems {
+				t.Fatalf("fetch of %d keys, limit %d", len(f.Keys), cfg.MaxFetchItems)
+			}
+			asked += len(f.Keys)
+		}
+	}
+	if asked != cfg.RecordBurst {
+		t.Fatalf("asked for %d records, want the burst %d", asked, cfg.RecordBurst)
+	}
+	if !hasEvent(rd.Events, core.EvRateLimited, "fetch-deferred") {
+		t.Fatal("no rate-limited event")
+	}
+	// The first fetch is answered with 8 good records; the second with a bad
+	// signature, 7 good ones and one record nobody asked for.
+	n.Step(now, core.Received{From: junk, Msg: core.Records{Recs: recs[:8]}})
+	bad := recs[8]
+	bad.Sig = recs[9].Sig
+	answer := append(append([]announce.Signed{bad}, recs[9:16]...), recs[100])
+	n.Step(now, core.Received{From: junk, Msg: core.Records{Recs: answer}})
+	rd = n.Ready()
+	if n.RecordCount() != 15 {
+		t.Fatalf("held %d records, want 15", n.RecordCount())
+	}
+	if !hasEvent(rd.Events, core.EvRejected, "bad-signature") || !hasEvent(rd.Events, core.EvUnsolicited, "not-fetched") {
+		t.Fatalf("events %v", rd.Events)
+	}
+}
+
+func hasEvent(evs []core.Event, kind core.EventKind, reason string) bool {
+	for _, e := range evs {
+		if e.Kind == kind && e.Reason == reason {
+			return true
+		}
+	}
+	return false
+}
+
+// Connect timeouts follow the RTT history: srtt + 4*rttvar, clamped.
+func TestDialTimeoutFromRTT(t *testing.T) {
+	cfg := core.TestConfig()
+	n := newNode(t, "c", cfg)
+	s := sim.KeyFor("s", 7).ID()
+	if got := n.DialTimeout(s); got != cfg.DialTimeoutDefault {
+		t.Fatalf("no history: %v", got)
+	}
+	n.Step(t0, core.Connected{Peer: s})
+	n.Step(t0, core.RTTSample{Peer: s, RTT: 100 * time.Millisecond})
+	if got := n.DialTimeout(s); got != 300*time.Millisecond { // 100 + 4*50
+		t.Fatalf("one sample: %v", got)
+	}
+	for range 50 {
+		n.Step(t0, core.RTTSample{Peer: s, RTT: time.Millisecond})
+	}
+	if got := n.DialTimeout(s); got != cfg.DialTimeoutFloor {
+		t.Fatalf("fast peer: %v, want the floor %v", got, cfg.DialTimeoutFloor)
+	}
+	for range 50 {
+		n.Step(t0, core.RTTSample{Peer: s, RTT: time.Minute})
+	}
+	if got := n.DialTimeout(s); got != cfg.DialTimeoutCeiling {
+		t.Fatalf("slow peer: %v, want the ceiling %v", got, cfg.DialTimeoutCeiling)
+	}
+}
+
+// Uptime over a window counts connected time since first heard.
+func TestUptime(t *testing.T) {
+	n := newNode(t, "c", core.TestConfig())
+	s := sim.KeyFor("s", 7).ID()
+	now := t0
+	step := func(d time.Duration, in core.Input) {
+		for d > 0 { // advance in ticks: elapsed time is clamped per input
+			dt := min(d, 500*time.Millisecond)
+			now = now.Add(dt)
+			d -= dt
+			n.Step(now, core.Tick{})
+		}
+		n.Step(now, in)
+	}
+	step(0, core.Connected{Peer: s})
+	step(30*time.Second, core.Disconnected{Peer: s})
+	step(10*time.Second, core.Connected{Peer: s})
+	step(20*time.Second, core.Tick{})
+	info, _ := n.Server(s)
+	up, ok := info.Uptime(n.Elapsed(), time.Hour, info.ConnectedSince, info.Connected)
+	if !ok || up < 0.83 || up > 0.84 { // 50s of 60s
+		t.Fatalf("uptime %v %v", up, ok)
+	}
+}
+
+// Q follows its formula: clamp(ceil(0.5*R), 1, 5).
+func TestQuorumFormula(t *testing.T) {
+	for _, tc := range []struct{ servers, want int }{{0, 1}, {1, 1}, {3, 2}, {8, 4}, {40, 5}} {
+		n := newNode(t, "c", core.TestConfig())
+		now := t0
+		for i := range tc.servers {
+			k := sim.KeyFor(fmt.Sprintf("s%d", i), 7)
+			from := k.ID()
+			n.Step(now, core.Connected{Peer: from, Inbound: true})
+			n.Step(now, core.Received{From: from, Msg: core.Digest{Epoch: 1, To: 1, Items: []core.Item{{Service: "storage", ID: from, Seqnum: 1, Ver: 1}}}})
+			r := announce.Sign(k, announce.Build(k, announce.Template{Service: announce.Service{Name: "storage"}}, 1))
+			n.Step(now, core.Received{From: from, Msg: core.Records{Recs: []announce.Signed{r}}})
+		}
+		if got := n.Quorum(); got != tc.want {
+			t.Errorf("%d servers: Q=%d, want %d", tc.servers, got, tc.want)
+		}
+		if tc.servers > 0 && !n.Holds(sim.KeyFor("s0", 7).ID()) {
+			t.Errorf("record not held")
+		}
+	}
+}
+
+// In steady state one exchange per link per round costs the same number of
+// bytes whether the node knows 10 servers or 1,000.
+func TestSteadyStateBytesPerLink(t *testing.T) {
+	sizes := []int{10, 1000}
+	if testing.Short() {
+		sizes = []int{10, 100}
+	}
+	var perRound []float64
+	for _, n := range sizes {
+		perRound = append(perRound, steadyBytes(t, n))
+	}
+	t.Logf("bytes per link per round: %v servers -> %v", sizes, perRound)
+	if perRound[0] != perRound[1] || perRound[0] == 0 {
+		t.Fatalf("steady-state bytes per link per round differ: %v", perRound)
+	}
+}
+
+func steadyBytes(t *testing.T, servers int) float64 {
+	cfg := core.TestConfig()
+	cfg.RefreshInterval, cfg.LivenessWindow, cfg.ForgetHorizon, cfg.TombstoneTTL = time.Hour, 3*time.Hour, 6*time.Hour, 12*time.Hour
+	net := sim.NewNet(3)
+	c0 := sim.KeyFor("c0", 1)
+	add := func(name string, svc bool, boot announce.NodeID) *sim.Host {
+		k := sim.KeyFor(name, 1)
+		c := cfg
+		id := core.Identity{Key: k, Bootstrap: []announce.Locator{{ID: boot, Addr: "sim:1"}}}
+		if svc {
+			c.DialServers = false
+			id.Services = []announce.Template{{Service: announce.Service{Name: "storage"}, Locators: []string{sim.Locator(k.ID())}}}
+		}
+		return net.Add(name, id, c)
+	}
+	for i := range servers {
+		add(fmt.Sprintf("s%d", i), true, c0.ID())
+	}
+	add("c0", false, sim.KeyFor("s0", 1).ID())
+	c1 := add("c1", false, c0.ID())
+	for _, h := range net.Hosts() {
+		if err := net.Start(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	net.Run(30 * time.Second)
+	for i := range servers {
+		if !c1.Node.Holds(sim.KeyFor(fmt.Sprintf("s%d", i), 1).ID()) {
+			t.Fatalf("%d servers: c1 does not hold s%d", servers, i)
+		}
+	}
+	h0, _ := net.Host("c0")
+	si0, _ := c1.Node.Server(h0.ID)
+	in0, out0 := si0.BytesIn, si0.BytesOut
+	const rounds = 20
+	net.Run(rounds * cfg.SyncInterval)
+	si1, _ := c1.Node.Server(h0.ID)
+	return float64(si1.BytesIn-in0+si1.BytesOut-out0) / rounds
+}
