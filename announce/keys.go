@@ -8,14 +8,16 @@ import (
 )
 
 // Tahoe's base32: the RFC 4648 alphabet in lower case, without padding.
-var b32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+const b32Alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+
+var b32 = base32.NewEncoding(b32Alphabet).WithPadding(base32.NoPadding)
 
 // EncodeBase32 encodes b in Tahoe's base32.
 func EncodeBase32(b []byte) string { return b32.EncodeToString(b) }
 
 // ErrNonCanonical is returned for base32 text whose unused trailing bits
 // are not zero: every value has exactly one spelling.
-var ErrNonCanonical = errors.New("non-canonical base32 (trailing bits set)")
+var ErrNonCanonical = errors.New("non-canonical base32 (trailing bits set, or a length no encoding has)")
 
 // DecodeBase32 decodes Tahoe's base32, refusing non-canonical spellings.
 func DecodeBase32(s string) ([]byte, error) {
@@ -23,8 +25,15 @@ func DecodeBase32(s string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if b32.EncodeToString(b) != s {
-		return nil, ErrNonCanonical
+	// The last character carries unused low bits; they must be zero.
+	unused := len(s)*5 - len(b)*8
+	if unused >= 5 {
+		return nil, ErrNonCanonical // a length no encoding produces
+	}
+	if unused > 0 {
+		if strings.IndexByte(b32Alphabet, s[len(s)-1])&(1<<unused-1) != 0 {
+			return nil, ErrNonCanonical
+		}
 	}
 	return b, nil
 }

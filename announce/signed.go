@@ -101,7 +101,7 @@ func ParseUnverified(s Signed) (*Announcement, error) {
 }
 
 func parseBody(s Signed) (*Announcement, error) {
-	body, err := ParseJSON([]byte(s.Msg))
+	body, err := parseJSON(s.Msg)
 	if err != nil {
 		return nil, &Error{Reason: ReasonNotJSON, Field: "msg", Err: err}
 	}

@@ -88,3 +88,29 @@ func TestTahoeVectors(t *testing.T) {
 		t.Fatal("no vector was re-signed")
 	}
 }
+
+func TestBase32Canonical(t *testing.T) {
+	key := "vhhmjyjpbmi6acgkwexpjnmg5ryoilx5upqnmv7v67x4isd4tuyq"
+	if _, err := announce.DecodeBase32(key); err != nil {
+		t.Fatal(err)
+	}
+	// 'q' is 16 = 0b10000: the low 4 bits are unused. 'r' sets one of them.
+	if _, err := announce.DecodeBase32(key[:len(key)-1] + "r"); !errors.Is(err, announce.ErrNonCanonical) {
+		t.Fatalf("non-canonical spelling: %v", err)
+	}
+	for _, bad := range []string{"VHHM", "a", "abc!"} {
+		if _, err := announce.DecodeBase32(bad); err == nil {
+			t.Errorf("%q decoded", bad)
+		}
+	}
+	for n := range 70 {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(i*37 + n)
+		}
+		got, err := announce.DecodeBase32(announce.EncodeBase32(b))
+		if err != nil || string(got) != string(b) {
+			t.Fatalf("%d bytes: round trip %v", n, err)
+		}
+	}
+}

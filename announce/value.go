@@ -1,7 +1,6 @@
 package announce
 
 import (
-	"bytes"
 	"fmt"
 	"math"
 	"math/big"
@@ -90,7 +89,15 @@ func (v Value) Equal(w Value) bool {
 	case String:
 		return v.Str == w.Str
 	case Number:
-		return v.Str == w.Str || numberKey(v.Str) == numberKey(w.Str)
+		if v.Str == w.Str {
+			return true
+		}
+		if a, ok := v.Int64(); ok {
+			if b, ok := w.Int64(); ok {
+				return a == b // as numberKey would, without big.Int
+			}
+		}
+		return numberKey(v.Str) == numberKey(w.Str)
 	case Array:
 		if len(v.Items) != len(w.Items) {
 			return false
@@ -261,7 +268,15 @@ const MaxDepth = 32
 // ParseJSON parses one strict RFC 8259 JSON value. Object keys must be
 // unique: a signed message with two values for one key is ambiguous.
 func ParseJSON(data []byte) (Value, error) {
-	p := parser{data: data}
+	return parseJSON(string(data))
+}
+
+// parseJSON is ParseJSON on a string. Strings without escapes and number
+// literals in the result are substrings of data, not copies.
+func parseJSON(data string) (Value, error) {
+	var members [16]Member
+	var items [16]Value
+	p := parser{data: data, members: members[:0], items: items[:0]}
 	p.skipSpace()
 	v, err := p.value(0)
 	if err != nil {
@@ -275,21 +290,29 @@ func ParseJSON(data []byte) (Value, error) {
 }
 
 type parser struct {
-	data []byte
+	data string
 	pos  int
+	// Stacks of the members and items of the objects and arrays being
+	// parsed; each is copied out once, at its exact length, when complete.
+	// They start in arrays on the caller's stack.
+	members []Member
+	items   []Value
 }
 
 func (p *parser) fail(msg string) error { return &SyntaxError{Offset: p.pos, Msg: msg} }
 
 func (p *parser) skipSpace() {
-	for p.pos < len(p.data) {
-		switch p.data[p.pos] {
+	i := p.pos
+	for i < len(p.data) {
+		switch p.data[i] {
 		case ' ', '\t', '\n', '\r':
-			p.pos++
+			i++
 		default:
+			p.pos = i
 			return
 		}
 	}
+	p.pos = i
 }
 
 func (p *parser) value(depth int) (Value, error) {
@@ -320,7 +343,7 @@ func (p *parser) value(depth int) (Value, error) {
 }
 
 func (p *parser) literal(word string) bool {
-	if bytes.HasPrefix(p.data[p.pos:], []byte(word)) {
+	if strings.HasPrefix(p.data[p.pos:], word) {
 		p.pos += len(word)
 		return true
 	}
@@ -335,6 +358,7 @@ func (p *parser) object(depth int) (Value, error) {
 		p.pos++
 		return v, nil
 	}
+	base := len(p.members)
 	for {
 		p.skipSpace()
 		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
@@ -345,8 +369,8 @@ func (p *parser) object(depth int) (Value, error) {
 		if err != nil {
 			return Value{}, err
 		}
-		for _, m := range v.Members {
-			if m.Key == k {
+		for i := base; i < len(p.members); i++ {
+			if p.members[i].Key == k {
 				return Value{}, &SyntaxError{Offset: keyAt, Msg: fmt.Sprintf("duplicate key %q", k)}
 			}
 		}
@@ -360,7 +384,7 @@ func (p *parser) object(depth int) (Value, error) {
 		if err != nil {
 			return Value{}, err
 		}
-		v.Members = append(v.Members, Member{k, val})
+		p.members = append(p.members, Member{k, val})
 		p.skipSpace()
 		if p.pos >= len(p.data) {
 			return Value{}, p.fail("unexpected end of input in object")
@@ -370,6 +394,8 @@ func (p *parser) object(depth int) (Value, error) {
 			p.pos++
 		case '}':
 			p.pos++
+			v.Members = append([]Member(nil), p.members[base:]...)
+			p.members = p.members[:base]
 			return v, nil
 		default:
 			return Value{}, p.fail("expected ',' or '}'")
@@ -385,13 +411,14 @@ func (p *parser) array(depth int) (Value, error) {
 		p.pos++
 		return v, nil
 	}
+	base := len(p.items)
 	for {
 		p.skipSpace()
 		it, err := p.value(depth + 1)
 		if err != nil {
 			return Value{}, err
 		}
-		v.Items = append(v.Items, it)
+		p.items = append(p.items, it)
 		p.skipSpace()
 		if p.pos >= len(p.data) {
 			return Value{}, p.fail("unexpected end of input in array")
@@ -401,6 +428,8 @@ func (p *parser) array(depth int) (Value, error) {
 			p.pos++
 		case ']':
 			p.pos++
+			v.Items = append([]Value(nil), p.items[base:]...)
+			p.items = p.items[:base]
 			return v, nil
 		default:
 			return Value{}, p.fail("expected ',' or ']'")
@@ -445,33 +474,43 @@ func (p *parser) number() (Value, error) {
 	if p.pos-start > 400 {
 		return Value{}, &SyntaxError{Offset: start, Msg: "number too long"}
 	}
-	return Value{Kind: Number, Str: string(p.data[start:p.pos])}, nil
+	return Value{Kind: Number, Str: p.data[start:p.pos]}, nil
 }
+
+// strStop marks the bytes that end the fast scan of a string: the quote,
+// the backslash and the control characters.
+var strStop = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
 
 func (p *parser) str() (string, error) {
 	p.pos++ // opening quote
 	start := p.pos
 	// Fast path: no escapes.
-	for p.pos < len(p.data) {
-		c := p.data[p.pos]
-		if c == '"' {
-			s := p.data[start:p.pos]
-			if !utf8.Valid(s) {
+	i, data := p.pos, p.data
+	for i < len(data) && !strStop[data[i]] {
+		i++
+	}
+	p.pos = i
+	if i < len(data) {
+		switch c := data[i]; {
+		case c == '"':
+			s := data[start:i]
+			if !utf8.ValidString(s) {
 				return "", &SyntaxError{Offset: start, Msg: "invalid UTF-8 in string"}
 			}
 			p.pos++
-			return string(s), nil
-		}
-		if c == '\\' {
-			break
-		}
-		if c < 0x20 {
+			return s, nil
+		case c < 0x20:
 			return "", p.fail("control character in string")
 		}
-		p.pos++
 	}
 	var sb strings.Builder
-	sb.Write(p.data[start:p.pos])
+	sb.WriteString(p.data[start:p.pos])
 	for {
 		if p.pos >= len(p.data) {
 			return "", p.fail("unterminated string")
@@ -545,7 +584,8 @@ func (p *parser) hex4() (rune, error) {
 		return 0, p.fail("short \\u escape")
 	}
 	var r rune
-	for _, c := range p.data[p.pos : p.pos+4] {
+	for i := p.pos; i < p.pos+4; i++ {
+		c := p.data[i]
 		r <<= 4
 		switch {
 		case c >= '0' && c <= '9':

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -43,8 +44,9 @@ func benchKey(i int) announce.PrivateKey {
 	return k
 }
 
-// benchRecord is a realistic storage announcement, about 500 bytes like
-// Tahoe's own (see shared/testdata/tahoe): a nickname, a FURL, one locator.
+// benchRecord is a realistic storage announcement of about 535 bytes, a
+// little longer than Tahoe's own (see shared/testdata/tahoe): a nickname, a
+// FURL, one locator.
 func benchRecord(key announce.PrivateKey, node int, seq int64) announce.Signed {
 	furl := fmt.Sprintf("pb://%s@tcp:192.0.2.%d:51298/%s",
 		announce.EncodeBase32(key.Public()[:20]), node%250+1, announce.EncodeBase32(key.Public()[12:32]))
@@ -146,6 +148,7 @@ func BenchmarkEd25519Verify(b *testing.B) {
 func BenchmarkAdmitNew(b *testing.B) {
 	recs := benchRecords(b.N)
 	s := records.New()
+	runtime.GC() // not the garbage of making the records
 	b.ReportAllocs()
 	b.ResetTimer()
 	for _, r := range recs {
@@ -184,9 +187,11 @@ func BenchmarkAdmitDuplicate(b *testing.B) {
 
 // BenchmarkAdmitVsVerify measures raw ed25519.Verify and Admit of new
 // records on the same b.N records in the same run, in alternating batches,
-// and reports the throughput ratio admit/verify (target >= 0.85).
+// and reports the throughput ratio admit/verify (target >= 0.85). Small
+// batches make both sides meet the same machine conditions: on a shared
+// 2-CPU VM, batches of 256 gave ratios that varied about twice as much.
 func BenchmarkAdmitVsVerify(b *testing.B) {
-	const batch = 256
+	const batch = 32
 	recs := benchRecords(b.N)
 	raws := make([]rawRecord, len(recs))
 	for i, r := range recs {
@@ -216,6 +221,8 @@ func BenchmarkAdmitVsVerify(b *testing.B) {
 		}
 		admitTime += time.Since(start)
 	}
+	runtime.GC() // not the garbage of making the records
+	b.ReportAllocs()
 	b.ResetTimer()
 	for lo := 0; lo < b.N; lo += batch {
 		hi := min(lo+batch, b.N)
