@@ -28,6 +28,14 @@ type Config struct {
 	// servers' records are passed on. Default 72 h (three refresh periods).
 	LivenessWindow time.Duration
 
+	// FirstSightWindow: a server first heard of through gossip (not
+	// connected, no earlier record) is passed on for this long only, and
+	// counts as seen good W ago, not now. A first sighting proves the
+	// server was alive once, not that it is now: this keeps newcomers from
+	// extending a departed server's life. Default 1 h (pushes cross a grid
+	// in seconds).
+	FirstSightWindow time.Duration
+
 	// RefreshInterval (R2): a node re-signs its records with the next seqnum
 	// this often even when nothing changed. Default 24 h.
 	RefreshInterval time.Duration
@@ -111,7 +119,22 @@ type Variant struct {
 	NoCaps             bool // R6 off: no table caps, no rate limit
 	IgnoreWithdrawals  bool // R7 off: withdrawals are dropped
 	NoCounterRecovery  bool // the seqnum recovery rule off (Tahoe)
+
+	// The seed's other proposals, for the simulator's designs:
+	// GoodOnlyByConnection: only a successful connection counts as seeing a
+	// server (fresh seqnums do not); ForgetWithoutAttempt: R4 does not wait
+	// for a failed attempt in this run; Timestamp: records carry the
+	// publisher's wall clock and receivers delete those older than H by
+	// their own wall clock, from TimestampGrace after start-up.
+	GoodOnlyByConnection bool
+	ForgetWithoutAttempt bool
+	Timestamp            bool
+	TimestampGrace       time.Duration
 }
+
+// FieldTimestamp carries the publisher's wall clock (unix seconds) in the
+// Timestamp variant. Grapevine itself never reads another node's clock.
+const FieldTimestamp = "grapevine-timestamp"
 
 // DefaultConfig returns the production defaults.
 func DefaultConfig() Config {
@@ -120,6 +143,7 @@ func DefaultConfig() Config {
 		MaxTickGap:         10 * time.Second,
 		SyncInterval:       30 * time.Second,
 		LivenessWindow:     72 * time.Hour,
+		FirstSightWindow:   time.Hour,
 		RefreshInterval:    24 * time.Hour,
 		DialServers:        true,
 		MaxDialsInFlight:   10,
@@ -154,6 +178,7 @@ func TestConfig() Config {
 	c.MaxTickGap = time.Second
 	c.SyncInterval = time.Second
 	c.LivenessWindow = 30 * time.Second
+	c.FirstSightWindow = 5 * time.Second
 	c.RefreshInterval = 10 * time.Second
 	c.DialTimeoutDefault = 2 * time.Second
 	c.DialTimeoutFloor = 200 * time.Millisecond
@@ -173,7 +198,7 @@ func (c Config) Validate() error {
 		d    time.Duration
 	}{
 		{"TickInterval", c.TickInterval}, {"MaxTickGap", c.MaxTickGap}, {"SyncInterval", c.SyncInterval},
-		{"LivenessWindow", c.LivenessWindow}, {"RefreshInterval", c.RefreshInterval},
+		{"LivenessWindow", c.LivenessWindow}, {"FirstSightWindow", c.FirstSightWindow}, {"RefreshInterval", c.RefreshInterval},
 		{"DialTimeoutDefault", c.DialTimeoutDefault}, {"DialTimeoutFloor", c.DialTimeoutFloor},
 		{"DialTimeoutCeiling", c.DialTimeoutCeiling}, {"BackoffBase", c.BackoffBase}, {"BackoffMax", c.BackoffMax},
 		{"ForgetHorizon", c.ForgetHorizon}, {"TombstoneTTL", c.TombstoneTTL}, {"FetchTimeout", c.FetchTimeout},
@@ -188,6 +213,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("core config: MaxTickGap %v is below TickInterval %v", c.MaxTickGap, c.TickInterval)
 	case c.DialTimeoutFloor > c.DialTimeoutCeiling:
 		return fmt.Errorf("core config: DialTimeoutFloor %v above DialTimeoutCeiling %v", c.DialTimeoutFloor, c.DialTimeoutCeiling)
+	case c.FirstSightWindow > c.LivenessWindow:
+		return fmt.Errorf("core config: FirstSightWindow %v exceeds LivenessWindow %v", c.FirstSightWindow, c.LivenessWindow)
 	case c.LivenessWindow < c.RefreshInterval:
 		return fmt.Errorf("core config: LivenessWindow %v is shorter than RefreshInterval %v: live servers would flap", c.LivenessWindow, c.RefreshInterval)
 	case c.ForgetHorizon <= c.LivenessWindow:

@@ -387,7 +387,11 @@ func (n *Node) live(id announce.NodeID) bool {
 	case n.cfg.Variant.RelayConnectedOnly:
 		return p.connected
 	}
-	return p.connected || (p.fresh && n.elapsed-p.freshE < n.cfg.LivenessWindow)
+	window := n.cfg.LivenessWindow
+	if p.firstSight {
+		window = n.cfg.FirstSightWindow
+	}
+	return p.connected || (p.fresh && n.elapsed-p.freshE < window)
 }
 
 // ---- publishing (R2, R7, counter recovery) ----
@@ -398,6 +402,9 @@ func (n *Node) publish(why string) {
 	n.counter++
 	n.ready.Counter = n.counter
 	for _, t := range n.svcs {
+		if n.cfg.Variant.Timestamp {
+			t.Service.Fields = append(slices.Clone(t.Service.Fields), announce.Member{Key: FieldTimestamp, Value: announce.Int(n.wall.Unix())})
+		}
 		n.admitOwn(announce.Sign(n.key, announce.Build(n.key, t, n.counter)))
 	}
 	n.emit(Event{Kind: EvPublished, Peer: n.id, Reason: why, Facts: facts("seqnum", n.counter, "services", len(n.svcs))})
@@ -1031,8 +1038,15 @@ func (n *Node) applyAdmitted(res records.Result, from announce.NodeID) {
 		n.dropMeta(k)
 	}
 	if res.Outcome != records.Withdrawn {
-		p.fresh, p.freshE, p.freshWall = true, n.elapsed, n.wall
-		p.LastGoodE = n.elapsed
+		first := res.Outcome == records.Added && p.records == 0 && p.LastConnectedE < 0 && !p.connected && k.ID != n.id
+		p.fresh, p.freshE, p.freshWall, p.firstSight = true, n.elapsed, n.wall, first
+		switch {
+		case n.cfg.Variant.GoodOnlyByConnection:
+		case first:
+			p.LastGoodE = n.elapsed - n.cfg.LivenessWindow
+		default:
+			p.LastGoodE = n.elapsed
+		}
 	}
 	switch res.Outcome {
 	case records.Withdrawn:
@@ -1202,6 +1216,9 @@ func (n *Node) ConnectedServers() int {
 }
 
 func (n *Node) forget() {
+	if n.cfg.Variant.Timestamp {
+		n.forgetByTimestamp()
+	}
 	if n.cfg.Variant.NeverForget {
 		return
 	}
@@ -1223,7 +1240,7 @@ func (n *Node) forget() {
 		case n.cfg.Variant.ForgetWhenIsolated:
 		case c < q:
 			defer_ = "not-enough-connections"
-		case n.wantsDialOrDialing(p) && !p.failedThisRun:
+		case n.wantsDialOrDialing(p) && !p.failedThisRun && !n.cfg.Variant.ForgetWithoutAttempt:
 			defer_ = "not-tried-since-start"
 		}
 		if defer_ != "" {
@@ -1234,7 +1251,9 @@ func (n *Node) forget() {
 			}
 			continue
 		}
+		var seq int64
 		for _, a := range n.recordsOf(p.ID) {
+			seq = max(seq, a.Seqnum)
 			k := records.Key{Service: a.ServiceName, ID: a.ID}
 			n.dropMeta(k)
 			if n.cfg.Variant.NoTombstones {
@@ -1246,9 +1265,39 @@ func (n *Node) forget() {
 		}
 		n.trimTombstones()
 		n.emit(Event{Kind: EvForgot, Peer: p.ID, Reason: "gone-past-horizon",
-			Facts: facts("gone_for", gone, "horizon", n.cfg.ForgetHorizon, "connected_servers", c, "quorum", q, "failures", p.Failures)})
+			Facts: facts("gone_for", gone, "horizon", n.cfg.ForgetHorizon, "connected_servers", c, "quorum", q, "failures", p.Failures, "seqnum", seq)})
 		n.ready.StateChanged = true
 		n.gcPeer(p.ID)
+	}
+}
+
+// forgetByTimestamp is the seed's first proposal: delete records whose
+// publisher's timestamp is older than H by this node's wall clock, once
+// TimestampGrace has passed since start-up. No tombstone is kept.
+func (n *Node) forgetByTimestamp() {
+	if n.elapsed-n.startE < n.cfg.Variant.TimestampGrace {
+		return
+	}
+	for _, a := range n.store.Records() {
+		if a.ID == n.id {
+			continue
+		}
+		v, _ := a.Body.Get(FieldTimestamp)
+		ts, ok := v.Int64()
+		if !ok {
+			continue
+		}
+		age := n.wall.Sub(time.Unix(ts, 0))
+		if age < n.cfg.ForgetHorizon {
+			continue
+		}
+		k := records.Key{Service: a.ServiceName, ID: a.ID}
+		n.dropMeta(k)
+		n.store.Delete(k)
+		n.emit(Event{Kind: EvForgot, Peer: a.ID, Service: a.ServiceName, Reason: "timestamp-expired",
+			Facts: facts("age", age.Round(time.Second), "seqnum", a.Seqnum)})
+		n.ready.StateChanged = true
+		n.gcPeer(a.ID)
 	}
 }
 

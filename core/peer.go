@@ -58,6 +58,7 @@ type peer struct {
 	nextDialE      time.Duration
 	failedThisRun  bool
 	fresh          bool          // a new seqnum arrived in this run
+	firstSight     bool          // ...and it was only the first record heard of it
 	freshE         time.Duration // when
 	freshWall      time.Time
 	records        int // held records of this ID
