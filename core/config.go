@@ -23,6 +23,12 @@ type Config struct {
 	// push. Default 30 s.
 	SyncInterval time.Duration
 
+	// PushFanout: after a change, digests are pushed to at most this many
+	// neighbours that have not been sent it, chosen at random; the others
+	// get it from their own neighbours' pushes or their next round. 0
+	// pushes to every neighbour. Default 8 (about log3 of 10,000 nodes).
+	PushFanout int
+
 	// LivenessWindow W (R1): a server is live while connected, or for W
 	// after a new seqnum from it was first received in this run. Only live
 	// servers' records are passed on. Default 72 h (three refresh periods).
@@ -142,6 +148,7 @@ func DefaultConfig() Config {
 		TickInterval:       time.Second,
 		MaxTickGap:         10 * time.Second,
 		SyncInterval:       30 * time.Second,
+		PushFanout:         8,
 		LivenessWindow:     72 * time.Hour,
 		FirstSightWindow:   time.Hour,
 		RefreshInterval:    24 * time.Hour,
@@ -224,6 +231,8 @@ func (c Config) Validate() error {
 	case c.MaxDialsInFlight < 1, c.MaxRecords < 1, c.MaxPerSource < 1, c.MaxTombstones < 1,
 		c.RecordBurst < 1, c.MaxDigestItems < 1, c.MaxFetchItems < 1, c.MaxEvents < 1, c.QuorumMin < 1:
 		return fmt.Errorf("core config: counts and limits must be at least 1")
+	case c.PushFanout < 0:
+		return fmt.Errorf("core config: PushFanout must be >= 0")
 	case c.QuorumMax < c.QuorumMin:
 		return fmt.Errorf("core config: QuorumMax %d below QuorumMin %d", c.QuorumMax, c.QuorumMin)
 	case c.QuorumFraction < 0 || c.QuorumFraction > 1:

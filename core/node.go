@@ -812,11 +812,19 @@ func (n *Node) pushDigests() {
 		return
 	}
 	n.pushedVer = n.ver
+	var behind []announce.NodeID
 	for _, id := range n.linkIDs {
-		l := n.links[id]
-		if l.scanned >= n.ver {
-			continue
+		if n.links[id].scanned < n.ver {
+			behind = append(behind, id)
 		}
+	}
+	if f := n.cfg.PushFanout; f > 0 && len(behind) > f {
+		n.rng.Shuffle(len(behind), func(i, j int) { behind[i], behind[j] = behind[j], behind[i] })
+		behind = behind[:f]
+		slices.Sort(behind)
+	}
+	for _, id := range behind {
+		l := n.links[id]
 		// Entries after sentTo and up to scanned held nothing for this
 		// neighbour, so the digest may claim them: its cursor stays
 		// contiguous without empty digests being sent.

@@ -288,6 +288,13 @@ func (n *Net) dial(from *Host, d core.Dial) {
 		n.OnDial(from, d)
 	}
 	from.dials[d.Peer] = true
+	// Ticks may be coarse: wake the dialer when its timeout is due.
+	fromInc := from.incarnate
+	n.at(n.Now.Add(d.Timeout+time.Millisecond), func() {
+		if from.incarnate == fromInc && from.dials[d.Peer] {
+			n.step(from, core.Tick{})
+		}
+	})
 	to, ok := n.hosts[d.Peer]
 	inc := from.incarnate
 	rtt := 2 * n.delay()

@@ -1,0 +1,80 @@
+package sim
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"grapevine/core"
+)
+
+// Designs are the introduction designs the simulator compares. Each is a
+// configuration of the one core, not a separate model. Only Grapevine has
+// graceful leave (R7); the others ignore withdrawals.
+var Designs = map[string]func(*core.Config){
+	// Tahoe today: everything held is passed on, nothing is ever forgotten,
+	// announcements are published only at start.
+	"never-forget": func(c *core.Config) {
+		c.Variant.RelayAll = true
+		c.Variant.NeverForget = true
+		c.Variant.NoRefresh = true
+		c.Variant.NoCounterRecovery = true
+		c.Variant.IgnoreWithdrawals = true
+	},
+	// The seed's first proposal: a wall-clock timestamp in each
+	// announcement; receivers prune those older than a month by their own
+	// clock, a few minutes after start-up; refreshed periodically.
+	"timestamp": func(c *core.Config) {
+		c.Variant.RelayAll = true
+		c.Variant.NeverForget = true
+		c.Variant.Timestamp = true
+		c.Variant.IgnoreWithdrawals = true
+	},
+	// The seed's three rules as written: gossip only about servers you are
+	// connected to now; dial the most recently seen first; forget after a
+	// month on your clock without a connection, when connected to many.
+	"seed-rules": func(c *core.Config) {
+		c.Variant.RelayConnectedOnly = true
+		c.Variant.WallClockElapsed = true
+		c.Variant.GoodOnlyByConnection = true
+		c.Variant.ForgetWithoutAttempt = true
+		c.Variant.IgnoreWithdrawals = true
+	},
+	// Grapevine's rules as built.
+	"grapevine": func(c *core.Config) {},
+}
+
+// DesignNames returns the design names in a fixed order.
+func DesignNames() []string {
+	order := map[string]int{"never-forget": 0, "timestamp": 1, "seed-rules": 2, "grapevine": 3}
+	names := make([]string, 0, len(Designs))
+	for n := range Designs {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool { return order[names[i]] < order[names[j]] })
+	return names
+}
+
+// ApplyDesign configures c for a design.
+func ApplyDesign(c *core.Config, design string) error {
+	f, ok := Designs[design]
+	if !ok {
+		return fmt.Errorf("unknown design %q (have %v)", design, DesignNames())
+	}
+	f(c)
+	return nil
+}
+
+// ScaleConfig is the core configuration for simulations over days and
+// months: production rules and horizons, coarser ticks and rounds so that
+// thousands of nodes fit in minutes of wall time.
+func ScaleConfig() core.Config {
+	c := core.DefaultConfig()
+	c.TickInterval = 10 * time.Minute
+	c.MaxTickGap = 30 * time.Minute
+	c.SyncInterval = 6 * time.Hour
+	c.BackoffBase = 10 * time.Minute
+	c.FetchTimeout = 30 * time.Minute
+	c.Variant.TimestampGrace = 10 * time.Minute
+	return c
+}
