@@ -119,6 +119,8 @@ type tombMeta struct {
 	freshE time.Duration
 	fresh  bool // a withdrawal received or made in this run
 	hash   uint64
+	// refused is 1 + the highest seqnum whose refusal was reported.
+	refused int64
 }
 
 type logEntry struct {
@@ -875,6 +877,7 @@ func (n *Node) onDigest(l *link, d Digest) {
 	limit := d.To
 	for _, it := range d.Items {
 		if !n.wants(it) {
+			n.noteTombstoned(it, l.id)
 			continue
 		}
 		if f, ok := n.fetching[it.Key()]; ok && f.seqnum >= it.Seqnum {
@@ -926,6 +929,23 @@ func (n *Node) wants(it Item) bool {
 		return !t.HasSeqnum || it.Seqnum > t.Seqnum
 	}
 	return true
+}
+
+// noteTombstoned explains, once per key and seqnum, that a neighbour offered
+// a record the tombstone refuses.
+func (n *Node) noteTombstoned(it Item, from announce.NodeID) {
+	k := it.Key()
+	t, ok := n.store.Tombstone(k)
+	tm := n.tombs[k]
+	if !ok || tm == nil || tm.refused >= it.Seqnum+1 || t.Reason == "withdrawn" && t.Last == (announce.Signed{}) {
+		return
+	}
+	if t.HasSeqnum && it.Seqnum == t.Seqnum && tm.hash == it.Hash && t.Reason == "withdrawn" {
+		return // the same withdrawal, passed on
+	}
+	tm.refused = it.Seqnum + 1
+	n.emit(Event{Kind: EvRejected, Peer: k.ID, Service: k.Service, Reason: "tombstoned",
+		Facts: facts("held", t.Seqnum, "got", it.Seqnum, "from", from.Short(), "why", t.Reason)})
 }
 
 func (n *Node) onFetch(l *link, f Fetch) {

@@ -321,10 +321,10 @@ func (s *scenario) exec(f []string) string {
 			}
 		}
 	case "event":
-		// event HOST KIND [PEER] [reason=R]: HOST emitted such an event
-		// since the last 'clear-events'.
+		// event HOSTS KIND [PEER] [reason=R]: one of HOSTS emitted such an
+		// event since the last 'clear-events' (with !: none did).
 		need(2)
-		h := s.host(args[0])
+		hs := s.hosts(args[0])
 		kind := core.EventKind(args[1])
 		var peer *sim.Host
 		reason := ""
@@ -336,14 +336,15 @@ func (s *scenario) exec(f []string) string {
 			}
 		}
 		found := false
-		for _, e := range h.Events {
-			if e.Kind == kind && (peer == nil || e.Peer == peer.ID) && (reason == "" || e.Reason == reason) {
-				found = true
-				break
+		for _, h := range hs {
+			for _, e := range h.Events {
+				if e.Kind == kind && (peer == nil || e.Peer == peer.ID) && (reason == "" || e.Reason == reason) {
+					found = true
+				}
 			}
 		}
 		if found == neg {
-			return fmt.Sprintf("%s: event %s found=%v", h.Name, kind, found)
+			return fmt.Sprintf("%s: event %s found=%v", args[0], kind, found)
 		}
 	case "dump-events":
 		for _, e := range s.host(args[0]).Events {
