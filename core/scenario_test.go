@@ -120,18 +120,7 @@ func (s *scenario) host(name string) *sim.Host {
 }
 
 func (s *scenario) add(role, name string, opts []string) {
-	key := sim.KeyFor(name, 1)
-	cfg := s.cfg
-	id := core.Identity{Key: key}
-	loc := sim.Locator(key.ID())
-	switch role {
-	case "server":
-		cfg.DialServers = false
-		id.Services = []announce.Template{{Nickname: name, Service: announce.Service{Name: "storage"}, Locators: []string{loc}}}
-	case "relay":
-		id.Services = []announce.Template{{Nickname: name, Service: announce.Service{Name: "grapevine-relay"}, Locators: []string{loc}}}
-	case "client":
-	}
+	id, cfg := sim.Role(role, name, sim.KeyFor(name, 1), s.cfg)
 	var nat, hole bool
 	for _, o := range opts {
 		k, v, _ := strings.Cut(o, "=")

@@ -131,6 +131,25 @@ func KeyFor(name string, seed uint64) announce.PrivateKey {
 	return k
 }
 
+// Role returns the identity and configuration of a simulated server
+// (announces storage, dials only its bootstrap), relay (announces
+// grapevine-relay) or client (announces nothing).
+func Role(role, name string, key announce.PrivateKey, cfg core.Config) (core.Identity, core.Config) {
+	id := core.Identity{Key: key}
+	loc := Locator(key.ID())
+	svc := func(s string) []announce.Template {
+		return []announce.Template{{Nickname: name, Service: announce.Service{Name: s}, Locators: []string{loc}}}
+	}
+	switch role {
+	case "server":
+		cfg.DialServers = false
+		id.Services = svc("storage")
+	case "relay":
+		id.Services = svc("grapevine-relay")
+	}
+	return id, cfg
+}
+
 // Add creates a host (not yet started). Unless cfg.Verify is set, the host
 // uses the network's shared verifier.
 func (n *Net) Add(name string, id core.Identity, cfg core.Config) *Host {

@@ -153,17 +153,7 @@ func (r *runner) rng() float64 { return r.net.Rand().Float64() }
 func (r *runner) add(role string, nat bool) *Host {
 	name := role[:1] + strconv.Itoa(r.nextID)
 	r.nextID++
-	key := KeyFor(name, r.seed)
-	cfg := r.cfg
-	id := core.Identity{Key: key}
-	loc := Locator(key.ID())
-	switch role {
-	case "server":
-		cfg.DialServers = false
-		id.Services = []announce.Template{{Nickname: name, Service: announce.Service{Name: "storage"}, Locators: []string{loc}}}
-	case "relay":
-		id.Services = []announce.Template{{Nickname: name, Service: announce.Service{Name: "grapevine-relay"}, Locators: []string{loc}}}
-	}
+	id, cfg := Role(role, name, KeyFor(name, r.seed), r.cfg)
 	h := r.net.Add(name, id, cfg)
 	h.NAT = nat
 	switch role {
