@@ -43,7 +43,8 @@ type Metrics struct {
 	JoinP100MaxSec     float64 `json:"join_p100_max_s"`
 	JoinsNeverComplete int     `json:"joins_never_complete"`
 
-	DepartedServers int `json:"departed_servers"`
+	DepartedServers   int     `json:"departed_servers"`
+	FirstDepartureDay float64 `json:"first_departure_day"` // -1: none
 	// Node-days in which a departed server was still held / relayed.
 	ZombieHeldNodeDays    float64 `json:"zombie_held_node_days"`
 	ZombieRelayedNodeDays float64 `json:"zombie_relayed_node_days"`
@@ -168,8 +169,10 @@ func (r *runner) add(role string, nat bool) *Host {
 	return h
 }
 
-// bootstrap gives a host locators of nodes it can dial: relays if any,
-// and a dialable node of the other kind.
+// bootstrap gives a host locators of nodes it can dial, as an invitation
+// from a member would: a relay if there are relays, a random dialable
+// node of the other kind, and the grid's founder of the other kind (the
+// first dialable server or client), so that the grid is one piece.
 func (r *runner) bootstrap(h *Host, isServer bool) {
 	var pool []*Host
 	if isServer {
@@ -183,14 +186,21 @@ func (r *runner) bootstrap(h *Host, isServer bool) {
 			dialable = append(dialable, o)
 		}
 	}
-	pick := func(hs []*Host) {
-		if len(hs) > 0 {
-			o := hs[r.net.Rand().IntN(len(hs))]
-			h.Identity.Bootstrap = append(h.Identity.Bootstrap, announce.Locator{ID: o.ID, Addr: "sim:1"})
+	add := func(o *Host) {
+		for _, b := range h.Identity.Bootstrap {
+			if b.ID == o.ID {
+				return
+			}
 		}
+		h.Identity.Bootstrap = append(h.Identity.Bootstrap, announce.Locator{ID: o.ID, Addr: "sim:1"})
 	}
-	pick(r.relays)
-	pick(dialable)
+	if len(r.relays) > 0 {
+		add(r.relays[r.net.Rand().IntN(len(r.relays))])
+	}
+	if len(dialable) > 0 {
+		add(dialable[r.net.Rand().IntN(len(dialable))])
+		add(dialable[0])
+	}
 }
 
 func (r *runner) populate() error {
@@ -481,6 +491,10 @@ func (r *runner) finish() {
 		m.JoinP100MaxSec = max(m.JoinP100MaxSec, v)
 	}
 	// Zombies.
+	m.FirstDepartureDay = -1
+	if len(r.departedOrder) > 0 {
+		m.FirstDepartureDay = days(r.departed[r.departedOrder[0].ID].Sub(r.start))
+	}
 	m.ZombieLifetimeMaxDays = -1
 	for _, d := range r.departedOrder {
 		if t, ok := r.lastHeld[d.ID]; ok {

@@ -61,7 +61,7 @@ func Findings(sc *Scenario, reps []*Report) []string {
 		if m.Resurrections > 0 {
 			bad = append(bad, fmt.Sprintf("took back deleted servers without a new seqnum %d times", m.Resurrections))
 		}
-		if m.StillHeldAtEnd > 0 {
+		if m.StillHeldAtEnd > 0 && r.DurationDays-m.FirstDepartureDay > bound {
 			bad = append(bad, fmt.Sprintf("still held %d of %d departed servers at the end", m.StillHeldAtEnd, m.DepartedServers))
 		} else if m.ZombieLifetimeMaxDays > bound {
 			bad = append(bad, fmt.Sprintf("held a departed server for %.1f days (H + one refresh is %.0f)", m.ZombieLifetimeMaxDays, bound))
@@ -75,7 +75,7 @@ func Findings(sc *Scenario, reps []*Report) []string {
 		if m.CoverageAll < 1 {
 			bad = append(bad, fmt.Sprintf("left %.0f%% of clients not knowing every live server", 100*(1-m.CoverageAll)))
 		}
-		if m.StartupConnectSec < 0 && strings.Contains(sc.Description, "restart") {
+		if m.StartupConnectSec < 0 && hasAction(sc, "restart-clients", "offline-clients") {
 			bad = append(bad, "left a restarted client unconnected to some live server")
 		}
 		if len(bad) == 0 {
@@ -125,4 +125,15 @@ func StudyMarkdown(results []StudyResult, outDir, docDir, command string, seed u
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+func hasAction(sc *Scenario, actions ...string) bool {
+	for _, e := range sc.Events {
+		for _, a := range actions {
+			if e.Action == a {
+				return true
+			}
+		}
+	}
+	return false
 }
