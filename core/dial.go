@@ -1,0 +1,216 @@
+package core
+
+// Connections and dialing (R3).
+
+import (
+	"cmp"
+	"math"
+	"slices"
+	"time"
+
+	"grapevine/announce"
+	"grapevine/records"
+)
+
+func (n *Node) onConnected(in Connected) {
+	if in.Peer == n.id {
+		return
+	}
+	p := n.peer(in.Peer)
+	if p.dialing {
+		n.endDial(p)
+	}
+	if p.connected {
+		return
+	}
+	p.connected = true
+	p.connectedSince, p.connSinceWall = n.elapsed, n.wall
+	p.LastConnectedE, p.LastConnectedWall = n.elapsed, n.wall
+	p.LastGoodE = n.elapsed
+	p.LastAttemptE, p.LastAttemptWall = n.elapsed, n.wall
+	p.LastAttemptFailed, p.LastError, p.Failures = false, "", 0
+	p.deferred = ""
+	// The neighbour asks for our index from its cursor; pushes start from
+	// here.
+	l := &link{id: in.Peer, inbound: in.Inbound, tokens: float64(n.cfg.RecordBurst), tokensE: n.elapsed, sentTo: n.ver, scanned: n.ver}
+	n.links[in.Peer] = l
+	i, _ := slices.BinarySearch(n.linkIDs, in.Peer)
+	n.linkIDs = slices.Insert(n.linkIDs, i, in.Peer)
+	n.ready.StateChanged = true
+	n.emit(Event{Kind: EvConnected, Peer: in.Peer, Facts: facts("inbound", in.Inbound)})
+	// Its records are live now: put them in the index so neighbours see them.
+	for _, a := range n.recordsOf(in.Peer) {
+		n.index(records.Key{Service: a.ServiceName, ID: a.ID})
+	}
+	n.sendSyncReq(l)
+}
+
+func (n *Node) recordsOf(id announce.NodeID) []*announce.Announcement {
+	var out []*announce.Announcement
+	if p, ok := n.peers[id]; ok && p.records == 0 {
+		return nil
+	}
+	for k := range n.meta {
+		if k.ID == id {
+			if a, ok := n.store.Get(k); ok {
+				out = append(out, a)
+			}
+		}
+	}
+	slices.SortFunc(out, func(x, y *announce.Announcement) int { return cmp.Compare(x.ServiceName, y.ServiceName) })
+	return out
+}
+
+func (n *Node) onDisconnected(id announce.NodeID, errText string) {
+	p, ok := n.peers[id]
+	if !ok || !p.connected {
+		return
+	}
+	p.connected = false
+	p.closeInterval(n.elapsed)
+	p.LastGoodE = n.elapsed
+	p.LastConnectedE, p.LastConnectedWall = n.elapsed, n.wall
+	delete(n.links, id)
+	if i, found := slices.BinarySearch(n.linkIDs, id); found {
+		n.linkIDs = slices.Delete(n.linkIDs, i, i+1)
+	}
+	for k, f := range n.fetching {
+		if f.from == id {
+			delete(n.fetching, k)
+		}
+	}
+	p.nextDialE = n.elapsed + n.jitter(n.cfg.BackoffBase)
+	n.nextDialE = min(n.nextDialE, p.nextDialE)
+	n.ready.StateChanged = true
+	n.emit(Event{Kind: EvDisconnected, Peer: id, Reason: reasonWord(errText, "closed")})
+}
+
+func reasonWord(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func (n *Node) onDialFailed(id announce.NodeID, errText string) {
+	p, ok := n.peers[id]
+	if !ok || !p.dialing {
+		return
+	}
+	n.endDial(p)
+	p.Failures++
+	p.failedThisRun = true
+	p.LastAttemptFailed = true
+	p.LastError = reasonWord(errText, "failed")
+	backoff := n.cfg.BackoffBase << min(p.Failures-1, 30)
+	if backoff > n.cfg.BackoffMax || backoff <= 0 {
+		backoff = n.cfg.BackoffMax
+	}
+	backoff = n.jitter(backoff)
+	p.nextDialE = n.elapsed + backoff
+	n.nextDialE = min(n.nextDialE, p.nextDialE)
+	n.ready.StateChanged = true
+	n.emit(Event{Kind: EvDialFailed, Peer: id, Reason: p.LastError,
+		Facts: facts("failures", p.Failures, "retry_in", backoff.Round(time.Millisecond))})
+}
+
+func (n *Node) endDial(p *peer) {
+	p.dialing = false
+	delete(n.dialing, p.ID)
+	n.inflight--
+	n.dialDirty = true
+}
+
+func (n *Node) jitter(d time.Duration) time.Duration {
+	j := n.cfg.BackoffJitter
+	if j == 0 {
+		return d
+	}
+	f := 1 - j + 2*j*n.rng.Float64()
+	return time.Duration(float64(d) * f)
+}
+
+// dialTimeout is srtt + 4*rttvar, clamped (R3).
+func (n *Node) dialTimeout(p *peer) time.Duration {
+	if p.SRTT == 0 {
+		return n.cfg.DialTimeoutDefault
+	}
+	return min(max(p.SRTT+4*p.RTTVar, n.cfg.DialTimeoutFloor), n.cfg.DialTimeoutCeiling)
+}
+
+// DialTimeout returns the connect timeout for a peer.
+func (n *Node) DialTimeout(id announce.NodeID) time.Duration {
+	if p, ok := n.peers[id]; ok {
+		return n.dialTimeout(p)
+	}
+	return n.cfg.DialTimeoutDefault
+}
+
+func (n *Node) wantsDial(p *peer) bool {
+	if p.connected || p.dialing || len(p.Locators) == 0 || p.ID == n.id {
+		return false
+	}
+	return p.bootstrap || (n.cfg.DialServers && p.records > 0 && !p.Withdrawn)
+}
+
+// scheduleDials starts dials (R3): most recent successful connection first,
+// servers whose last attempt failed last, at most K in flight.
+func (n *Node) scheduleDials() {
+	limit := n.cfg.MaxDialsInFlight
+	if n.cfg.Variant.NoDialOrder {
+		limit = math.MaxInt
+	}
+	if n.inflight >= limit || (!n.dialDirty && n.elapsed < n.nextDialE) {
+		return
+	}
+	n.dialDirty = false
+	var cands []*peer
+	next := time.Duration(math.MaxInt64)
+	pool := n.peers
+	if !n.cfg.DialServers {
+		pool = make(map[announce.NodeID]*peer, len(n.bootIDs))
+		for _, id := range n.bootIDs {
+			pool[id] = n.peers[id]
+		}
+	}
+	for _, p := range pool {
+		if !n.wantsDial(p) {
+			continue
+		}
+		if p.nextDialE > n.elapsed {
+			next = min(next, p.nextDialE)
+			continue
+		}
+		cands = append(cands, p)
+	}
+	slices.SortFunc(cands, func(a, b *peer) int {
+		if n.cfg.Variant.NoDialOrder {
+			return cmp.Compare(a.ID, b.ID)
+		}
+		if a.LastAttemptFailed != b.LastAttemptFailed {
+			if a.LastAttemptFailed {
+				return 1
+			}
+			return -1
+		}
+		return cmp.Or(cmp.Compare(b.LastConnectedE, a.LastConnectedE), cmp.Compare(a.ID, b.ID))
+	})
+	for _, p := range cands {
+		if n.inflight >= limit {
+			n.dialDirty = true // more are waiting: check on the next input
+			break
+		}
+		p.dialing = true
+		n.dialing[p.ID] = true
+		p.dialDeadline = n.elapsed + n.dialTimeout(p)
+		p.LastAttemptE, p.LastAttemptWall = n.elapsed, n.wall
+		n.inflight++
+		n.ready.Dials = append(n.ready.Dials, Dial{Peer: p.ID, Locators: slices.Clone(p.Locators), Timeout: n.dialTimeout(p)})
+		last := "never"
+		if p.LastConnectedE >= 0 {
+			last = (n.elapsed - p.LastConnectedE).Round(time.Second).String() + " ago"
+		}
+		n.emit(Event{Kind: EvDial, Peer: p.ID, Facts: facts("last_connected", last, "last_failed", p.LastAttemptFailed, "in_flight", n.inflight)})
+	}
+	n.nextDialE = next
+}

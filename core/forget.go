@@ -1,0 +1,188 @@
+package core
+
+// Forgetting (R4) and tombstones.
+
+import (
+	"cmp"
+	"math"
+	"slices"
+	"time"
+
+	"grapevine/records"
+)
+
+// healthPeer says whether a peer counts towards the node's health (R4): a
+// node that dials servers counts servers; a server, which does not dial
+// other servers, counts the nodes that connect to it.
+func (n *Node) healthPeer(p *peer) bool {
+	if p.ID == n.id {
+		return false
+	}
+	if n.cfg.DialServers {
+		return p.records > 0
+	}
+	return p.LastConnectedE >= 0 || p.connected
+}
+
+// Quorum returns Q, the number of connections the node needs before it
+// forgets anything: clamp(ceil(QuorumFraction * R), QuorumMin, QuorumMax),
+// where R counts the peers that count towards health (healthPeer) seen good
+// within H/2.
+func (n *Node) Quorum() int {
+	r := 0
+	for _, p := range n.peers {
+		if n.healthPeer(p) && n.elapsed-p.LastGoodE < n.cfg.ForgetHorizon/2 {
+			r++
+		}
+	}
+	q := int(math.Ceil(n.cfg.QuorumFraction * float64(r)))
+	return min(max(q, n.cfg.QuorumMin), n.cfg.QuorumMax)
+}
+
+// ConnectedServers counts connections to peers that count towards health.
+func (n *Node) ConnectedServers() int {
+	c := 0
+	for _, id := range n.linkIDs {
+		if n.healthPeer(n.peers[id]) {
+			c++
+		}
+	}
+	return c
+}
+
+func (n *Node) forget() {
+	if n.cfg.Variant.Timestamp {
+		n.forgetByTimestamp()
+	}
+	if n.cfg.Variant.NeverForget {
+		return
+	}
+	var due []*peer
+	for _, p := range n.peers {
+		if p.ID != n.id && p.records > 0 && !p.connected && n.elapsed-p.LastGoodE >= n.cfg.ForgetHorizon {
+			due = append(due, p)
+		}
+	}
+	if len(due) == 0 {
+		return
+	}
+	slices.SortFunc(due, func(a, b *peer) int { return cmp.Compare(a.ID, b.ID) })
+	q, c := n.Quorum(), n.ConnectedServers()
+	for _, p := range due {
+		gone := (n.elapsed - p.LastGoodE).Round(time.Second)
+		defer_ := ""
+		switch {
+		case n.cfg.Variant.ForgetWhenIsolated:
+		case c < q:
+			defer_ = "not-enough-connections"
+		case n.wantsDialOrDialing(p) && !p.failedThisRun && !n.cfg.Variant.ForgetWithoutAttempt:
+			defer_ = "not-tried-since-start"
+		}
+		if defer_ != "" {
+			if p.deferred != defer_ {
+				p.deferred = defer_
+				n.emit(Event{Kind: EvForgetDeferred, Peer: p.ID, Reason: defer_,
+					Facts: facts("gone_for", gone, "connected_servers", c, "quorum", q)})
+			}
+			continue
+		}
+		var seq int64
+		for _, a := range n.recordsOf(p.ID) {
+			seq = max(seq, a.Seqnum)
+			k := records.Key{Service: a.ServiceName, ID: a.ID}
+			n.dropMeta(k)
+			if n.cfg.Variant.NoTombstones {
+				n.store.Delete(k)
+				continue
+			}
+			n.store.Forget(k, "gone")
+			n.tombs[k] = &tombMeta{atE: n.elapsed, atWall: n.wall, hash: hashOf(a.Signed)}
+		}
+		n.trimTombstones()
+		n.emit(Event{Kind: EvForgot, Peer: p.ID, Reason: "gone-past-horizon",
+			Facts: facts("gone_for", gone, "horizon", n.cfg.ForgetHorizon, "connected_servers", c, "quorum", q, "failures", p.Failures, "seqnum", seq)})
+		n.ready.StateChanged = true
+		n.gcPeer(p.ID)
+	}
+}
+
+// forgetByTimestamp is the seed's first proposal: delete records whose
+// publisher's timestamp is older than H by this node's wall clock, once
+// TimestampGrace has passed since start-up. No tombstone is kept.
+func (n *Node) forgetByTimestamp() {
+	if n.elapsed-n.startE < n.cfg.Variant.TimestampGrace {
+		return
+	}
+	for _, a := range n.store.Records() {
+		if a.ID == n.id {
+			continue
+		}
+		v, _ := a.Body.Get(FieldTimestamp)
+		ts, ok := v.Int64()
+		if !ok {
+			continue
+		}
+		age := n.wall.Sub(time.Unix(ts, 0))
+		if age < n.cfg.ForgetHorizon {
+			continue
+		}
+		k := records.Key{Service: a.ServiceName, ID: a.ID}
+		n.dropMeta(k)
+		n.store.Delete(k)
+		n.emit(Event{Kind: EvForgot, Peer: a.ID, Service: a.ServiceName, Reason: "timestamp-expired",
+			Facts: facts("age", age.Round(time.Second), "seqnum", a.Seqnum)})
+		n.ready.StateChanged = true
+		n.gcPeer(a.ID)
+	}
+}
+
+func (n *Node) wantsDialOrDialing(p *peer) bool {
+	return p.dialing || (len(p.Locators) > 0 && (p.bootstrap || n.cfg.DialServers))
+}
+
+func (n *Node) expireTombstones() {
+	for _, t := range n.store.Tombstones() {
+		tm := n.tombs[t.Key]
+		if tm != nil && n.elapsed-tm.atE < n.cfg.TombstoneTTL {
+			continue
+		}
+		n.dropTombstone(t.Key, "ttl")
+	}
+}
+
+func (n *Node) dropTombstone(k records.Key, why string) {
+	n.store.DropTombstone(k)
+	delete(n.tombs, k)
+	n.unindex(k)
+	n.emit(Event{Kind: EvTombstoneExpired, Peer: k.ID, Service: k.Service, Reason: why})
+	n.ready.StateChanged = true
+	n.gcPeer(k.ID)
+}
+
+// trimTombstones keeps at most MaxTombstones, dropping the oldest.
+func (n *Node) trimTombstones() {
+	extra := len(n.tombs) - n.cfg.MaxTombstones
+	if extra <= 0 {
+		return
+	}
+	type aged struct {
+		k  records.Key
+		at time.Duration
+	}
+	var all []aged
+	for k, tm := range n.tombs {
+		all = append(all, aged{k, tm.atE})
+	}
+	slices.SortFunc(all, func(a, b aged) int {
+		if c := cmp.Compare(a.at, b.at); c != 0 {
+			return c
+		}
+		if keyLess(a.k, b.k) {
+			return -1
+		}
+		return 1
+	})
+	for _, x := range all[:extra] {
+		n.dropTombstone(x.k, "table-full")
+	}
+}

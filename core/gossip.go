@@ -1,0 +1,463 @@
+package core
+
+// Dissemination: digests, fetches, admission and bounds (R1, R6).
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"grapevine/announce"
+	"grapevine/records"
+)
+
+func (n *Node) send(to announce.NodeID, m Msg) {
+	if p, ok := n.peers[to]; ok {
+		p.BytesOut += uint64(m.Size())
+	}
+	n.ready.Messages = append(n.ready.Messages, Envelope{To: to, Msg: m})
+}
+
+func (n *Node) sendSyncReq(l *link) {
+	l.lastSyncE = n.elapsed
+	n.send(l.id, SyncReq{Epoch: l.theirEpoch, Cursor: l.cursor})
+}
+
+// digest lists relayable changes after from, leaving out records first
+// learnt from the neighbour itself.
+func (n *Node) digest(from uint64, to announce.NodeID) Digest {
+	d := Digest{Epoch: n.epoch, From: from, To: n.ver}
+	i, _ := slices.BinarySearchFunc(n.log, from+1, func(e logEntry, v uint64) int { return cmp.Compare(e.ver, v) })
+	for ; i < len(n.log); i++ {
+		e := n.log[i]
+		if n.verOf[e.key] != e.ver {
+			continue
+		}
+		it, ok := n.item(e.key, to)
+		if !ok {
+			continue
+		}
+		it.Ver = e.ver
+		if len(d.Items) == n.cfg.MaxDigestItems {
+			d.To, d.More = d.Items[len(d.Items)-1].Ver, true
+			break
+		}
+		d.Items = append(d.Items, it)
+	}
+	return d
+}
+
+// item describes the record for k if it may be passed to neighbour to (R1).
+func (n *Node) item(k records.Key, to announce.NodeID) (Item, bool) {
+	if a, ok := n.store.Get(k); ok {
+		m := n.meta[k]
+		// A record is not sent back where it came from, except to its own
+		// server: that is how a server that lost its counter learns it.
+		if (m.source == to && k.ID != to) || !n.live(k.ID) {
+			return Item{}, false
+		}
+		return Item{Service: k.Service, ID: k.ID, Seqnum: a.Seqnum, Hash: m.hash}, true
+	}
+	if t, ok := n.store.Tombstone(k); ok {
+		tm := n.tombs[k]
+		if tm == nil || !tm.fresh || n.elapsed-tm.freshE >= n.cfg.LivenessWindow || t.Reason != "withdrawn" {
+			return Item{}, false
+		}
+		return Item{Service: k.Service, ID: k.ID, Seqnum: t.Seqnum, Hash: tm.hash}, true
+	}
+	return Item{}, false
+}
+
+// pushDigests sends each neighbour the changes it has not been sent.
+func (n *Node) pushDigests() {
+	if n.pushedVer == n.ver {
+		return
+	}
+	n.pushedVer = n.ver
+	var behind []announce.NodeID
+	for _, id := range n.linkIDs {
+		if n.links[id].scanned < n.ver {
+			behind = append(behind, id)
+		}
+	}
+	if f := n.cfg.PushFanout; f > 0 && len(behind) > f {
+		n.rng.Shuffle(len(behind), func(i, j int) { behind[i], behind[j] = behind[j], behind[i] })
+		behind = behind[:f]
+		slices.Sort(behind)
+	}
+	for _, id := range behind {
+		l := n.links[id]
+		// Entries after sentTo and up to scanned held nothing for this
+		// neighbour, so the digest may claim them: its cursor stays
+		// contiguous without empty digests being sent.
+		d := n.digest(l.scanned, id)
+		d.From = l.sentTo
+		l.scanned = d.To
+		if len(d.Items) > 0 {
+			n.send(id, d)
+			l.sentTo = d.To
+		}
+	}
+}
+
+func (n *Node) onReceived(from announce.NodeID, m Msg) {
+	l, ok := n.links[from]
+	if !ok {
+		return // not connected: the driver delivered late
+	}
+	p := n.peers[from]
+	p.BytesIn += uint64(m.Size())
+	switch m := m.(type) {
+	case SyncReq:
+		cursor := m.Cursor
+		if m.Epoch != n.epoch || cursor > n.ver {
+			cursor = 0
+		}
+		d := n.digest(cursor, from)
+		l.sentTo, l.scanned = d.To, max(l.scanned, d.To)
+		n.send(from, d)
+	case Digest:
+		n.onDigest(l, m)
+	case Fetch:
+		n.onFetch(l, m)
+	case Records:
+		n.onRecords(l, m)
+	}
+}
+
+func (n *Node) onDigest(l *link, d Digest) {
+	if d.Epoch != l.theirEpoch {
+		l.theirEpoch, l.cursor = d.Epoch, 0
+	}
+	// A gap (a lost or rate-limited earlier digest): use the items, keep the
+	// cursor; the next round asks from it.
+	gap := d.From > l.cursor
+	n.refill(l)
+	var want []records.Key
+	limit := d.To
+	for _, it := range d.Items {
+		if !n.wants(it) {
+			n.noteTombstoned(it, l.id)
+			continue
+		}
+		if f, ok := n.fetching[it.Key()]; ok && f.seqnum >= it.Seqnum {
+			continue // fetched once, from whoever announced it first
+		}
+		if float64(l.pending+len(want)+1) > l.tokens && !n.cfg.Variant.NoCaps {
+			limit = it.Ver - 1 // ask again from here next round
+			n.emit(Event{Kind: EvRateLimited, Peer: l.id, Reason: "fetch-deferred",
+				Facts: facts("tokens", int(l.tokens), "rate_per_s", n.cfg.RecordRate, "burst", n.cfg.RecordBurst)})
+			break
+		}
+		want = append(want, it.Key())
+		n.fetching[it.Key()] = &fetchState{from: l.id, seqnum: it.Seqnum, deadline: n.elapsed + n.cfg.FetchTimeout}
+	}
+	for len(want) > 0 {
+		chunk := want[:min(len(want), n.cfg.MaxFetchItems)]
+		want = want[len(chunk):]
+		l.pending += len(chunk)
+		l.asked = append(l.asked, len(chunk))
+		n.send(l.id, Fetch{Keys: chunk})
+	}
+	if gap {
+		return
+	}
+	l.cursor = max(l.cursor, min(limit, d.To))
+	switch {
+	case limit < d.To:
+		l.lastSyncE = n.elapsed // out of tokens: wait for the next round
+	case d.More:
+		n.sendSyncReq(l)
+	}
+}
+
+// wants decides from an item alone whether fetching it could change
+// anything.
+func (n *Node) wants(it Item) bool {
+	k := it.Key()
+	if it.ID == n.id {
+		held, ok := n.meta[k]
+		return it.Seqnum > n.counter || (it.Seqnum == n.counter && (!ok || held.hash != it.Hash))
+	}
+	if a, ok := n.store.Get(k); ok {
+		if n.meta[k].hash == it.Hash {
+			return false
+		}
+		return !a.HasSeqnum || it.Seqnum > a.Seqnum
+	}
+	if t, ok := n.store.Tombstone(k); ok {
+		return !t.HasSeqnum || it.Seqnum > t.Seqnum
+	}
+	return true
+}
+
+// noteTombstoned explains, once per key and seqnum, that a neighbour offered
+// a record the tombstone refuses.
+func (n *Node) noteTombstoned(it Item, from announce.NodeID) {
+	k := it.Key()
+	t, ok := n.store.Tombstone(k)
+	tm := n.tombs[k]
+	if !ok || tm == nil || tm.refused >= it.Seqnum+1 || t.Reason == "withdrawn" && t.Last == (announce.Signed{}) {
+		return
+	}
+	if t.HasSeqnum && it.Seqnum == t.Seqnum && tm.hash == it.Hash && t.Reason == "withdrawn" {
+		return // the same withdrawal, passed on
+	}
+	tm.refused = it.Seqnum + 1
+	n.emit(Event{Kind: EvRejected, Peer: k.ID, Service: k.Service, Reason: "tombstoned",
+		Facts: facts("held", t.Seqnum, "got", it.Seqnum, "from", from.Short(), "why", t.Reason)})
+}
+
+func (n *Node) onFetch(l *link, f Fetch) {
+	var out Records
+	for _, k := range f.Keys {
+		if len(out.Recs) == n.cfg.MaxFetchItems {
+			break
+		}
+		if _, ok := n.item(k, ""); !ok {
+			continue // not relayable (R1), or gone
+		}
+		if a, ok := n.store.Get(k); ok {
+			out.Recs = append(out.Recs, a.Signed)
+		} else if t, ok := n.store.Tombstone(k); ok {
+			out.Recs = append(out.Recs, t.Last)
+		}
+	}
+	n.send(l.id, out)
+}
+
+func (n *Node) refill(l *link) {
+	dt := n.elapsed - l.tokensE
+	l.tokensE = n.elapsed
+	l.tokens = min(float64(n.cfg.RecordBurst), l.tokens+dt.Seconds()*n.cfg.RecordRate)
+}
+
+func (n *Node) onRecords(l *link, m Records) {
+	n.refill(l)
+	limited, unsolicited, answered := 0, 0, 0
+	if len(l.asked) > 0 {
+		answered = l.asked[0]
+		l.asked = l.asked[1:]
+		l.pending -= answered
+	}
+	for i, s := range m.Recs {
+		if i >= answered {
+			unsolicited++
+			continue
+		}
+		if l.tokens < 1 && !n.cfg.Variant.NoCaps {
+			limited++
+			continue
+		}
+		l.tokens--
+		n.admit(s, l.id)
+	}
+	if limited > 0 {
+		n.emit(Event{Kind: EvRateLimited, Peer: l.id, Reason: "token-bucket",
+			Facts: facts("dropped", limited, "rate_per_s", n.cfg.RecordRate, "burst", n.cfg.RecordBurst)})
+	}
+	if unsolicited > 0 {
+		n.emit(Event{Kind: EvUnsolicited, Peer: l.id, Reason: "not-fetched", Facts: facts("dropped", unsolicited)})
+	}
+}
+
+// admit verifies and stores a record fetched from a neighbour.
+func (n *Node) admit(s announce.Signed, from announce.NodeID) {
+	if _, ok := n.store.Lookup(s); ok {
+		return
+	}
+	a, err := n.verify(s)
+	if err != nil {
+		reason := "invalid"
+		if ae, ok := err.(*announce.Error); ok {
+			reason = string(ae.Reason)
+		}
+		n.emit(Event{Kind: EvRejected, Peer: announce.NodeID(s.Key), Reason: reason, Facts: facts("from", from.Short(), "error", err)})
+		return
+	}
+	k := records.Key{Service: a.ServiceName, ID: a.ID}
+	if f, ok := n.fetching[k]; ok && f.from == from {
+		delete(n.fetching, k)
+	}
+	if a.ID == n.id {
+		n.observeOwn(a, from)
+		return
+	}
+	if a.Withdrawn() && n.cfg.Variant.IgnoreWithdrawals {
+		return
+	}
+	_, held := n.store.Get(k)
+	t, tombed := n.store.Tombstone(k)
+	blocked := tombed && t.HasSeqnum && (!a.HasSeqnum || a.Seqnum <= t.Seqnum)
+	if !held && !blocked && !a.Withdrawn() {
+		if !n.makeRoom(k, from) {
+			return
+		}
+	}
+	res, err := n.store.AdmitVerified(a)
+	if err != nil {
+		reason := "invalid"
+		var facts_ []Fact
+		if re, ok := err.(*records.RejectError); ok {
+			reason = string(re.Reason)
+			facts_ = facts("held", re.Held, "got", re.Got, "from", from.Short())
+		}
+		n.emit(Event{Kind: EvRejected, Peer: a.ID, Service: a.ServiceName, Reason: reason, Facts: facts_})
+		return
+	}
+	n.applyAdmitted(res, from)
+}
+
+func (n *Node) verify(s announce.Signed) (*announce.Announcement, error) {
+	if n.cfg.Verify != nil {
+		return n.cfg.Verify(s)
+	}
+	return announce.Verify(s)
+}
+
+// applyAdmitted updates bookkeeping after the store changed.
+func (n *Node) applyAdmitted(res records.Result, from announce.NodeID) {
+	if !res.Outcome.Changed() {
+		return
+	}
+	k, a := res.Key, res.Ann
+	p := n.peer(k.ID)
+	if res.Prev != nil || n.meta[k] != nil {
+		n.dropMeta(k)
+	}
+	if res.Outcome != records.Withdrawn {
+		first := res.Outcome == records.Added && p.records == 0 && p.LastConnectedE < 0 && !p.connected && k.ID != n.id
+		p.fresh, p.freshE, p.freshWall, p.firstSight = true, n.elapsed, n.wall, first
+		switch {
+		case n.cfg.Variant.GoodOnlyByConnection:
+		case first:
+			p.LastGoodE = n.elapsed - n.cfg.LivenessWindow
+		default:
+			p.LastGoodE = n.elapsed
+		}
+	}
+	switch res.Outcome {
+	case records.Withdrawn:
+		p.Withdrawn = true
+		tm := &tombMeta{atE: n.elapsed, atWall: n.wall, fresh: true, freshE: n.elapsed, hash: hashOf(a.Signed)}
+		n.tombs[k] = tm
+		tm.ver = n.index(k)
+		n.trimTombstones()
+		if k.ID != n.id {
+			n.emit(Event{Kind: EvWithdrawn, Peer: k.ID, Service: k.Service, Reason: "announced", Facts: facts("seqnum", a.Seqnum, "from", from.Short())})
+		}
+		if p.dialing {
+			n.endDial(p)
+			n.ready.CancelDials = append(n.ready.CancelDials, k.ID)
+		}
+	default:
+		delete(n.tombs, k)
+		n.meta[k] = &recMeta{source: from, hash: hashOf(a.Signed)}
+		n.meta[k].ver = n.index(k)
+		n.perSrc[from]++
+		p.records++
+		if p.records == 1 || p.Withdrawn {
+			n.dialDirty = true
+		}
+		p.Withdrawn = false
+		if locs := a.Locators(); len(locs) > 0 {
+			p.Locators = locs
+		}
+		if k.ID != n.id {
+			n.emit(Event{Kind: EvAccepted, Peer: k.ID, Service: k.Service, Reason: res.Outcome.String(),
+				Facts: facts("seqnum", a.Seqnum, "from", from.Short())})
+		}
+	}
+	n.ready.StateChanged = true
+}
+
+func (n *Node) dropMeta(k records.Key) {
+	m, ok := n.meta[k]
+	if !ok {
+		return
+	}
+	delete(n.meta, k)
+	n.unindex(k)
+	if n.perSrc[m.source]--; n.perSrc[m.source] <= 0 {
+		delete(n.perSrc, m.source)
+	}
+	if p, ok := n.peers[k.ID]; ok {
+		p.records--
+	}
+}
+
+// makeRoom applies R6 before a new key is added: the neighbour's share and
+// the total are bounded. Records of live or recently connected servers are
+// never evicted; when nothing else can go, the new record is refused.
+func (n *Node) makeRoom(k records.Key, from announce.NodeID) bool {
+	if n.cfg.Variant.NoCaps {
+		return true
+	}
+	if n.perSrc[from] >= n.cfg.MaxPerSource {
+		if !n.evict(from, "per-source-cap") {
+			n.emit(Event{Kind: EvOverCap, Peer: k.ID, Service: k.Service, Reason: "per-source-cap",
+				Facts: facts("from", from.Short(), "held_from_source", n.perSrc[from], "cap", n.cfg.MaxPerSource)})
+			return false
+		}
+	}
+	if n.store.Len() >= n.cfg.MaxRecords {
+		if !n.evict("", "total-cap") {
+			n.emit(Event{Kind: EvOverCap, Peer: k.ID, Service: k.Service, Reason: "total-cap",
+				Facts: facts("held", n.store.Len(), "cap", n.cfg.MaxRecords)})
+			return false
+		}
+	}
+	return true
+}
+
+// evict removes one record that is not live and whose server was not
+// connected within W: from source if given, else from the source holding
+// the most. The one seen good longest ago goes first.
+func (n *Node) evict(source announce.NodeID, why string) bool {
+	var victim records.Key
+	var best *peer
+	bestCount := -1
+	for k, m := range n.meta {
+		if k.ID == n.id || (source != "" && m.source != source) || n.live(k.ID) {
+			continue
+		}
+		p := n.peers[k.ID]
+		if p.LastConnectedE >= 0 && n.elapsed-p.LastConnectedE < n.cfg.LivenessWindow {
+			continue
+		}
+		c := n.perSrc[m.source]
+		better := best == nil || c > bestCount ||
+			(c == bestCount && (p.LastGoodE < best.LastGoodE || (p.LastGoodE == best.LastGoodE && keyLess(k, victim))))
+		if better {
+			victim, best, bestCount = k, p, c
+		}
+	}
+	if best == nil {
+		return false
+	}
+	src := n.meta[victim].source
+	n.dropMeta(victim)
+	n.store.Delete(victim)
+	n.emit(Event{Kind: EvEvicted, Peer: victim.ID, Service: victim.Service, Reason: why,
+		Facts: facts("source", src.Short(), "last_good_ago", (n.elapsed - best.LastGoodE).Round(time.Second))})
+	n.gcPeer(victim.ID)
+	return true
+}
+
+func keyLess(a, b records.Key) bool {
+	return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.Service, b.Service)) < 0
+}
+
+// gcPeer drops the history of a peer nothing refers to any more.
+func (n *Node) gcPeer(id announce.NodeID) {
+	p, ok := n.peers[id]
+	if !ok || p.records > 0 || p.connected || p.dialing || p.bootstrap {
+		return
+	}
+	for k := range n.tombs {
+		if k.ID == id {
+			return
+		}
+	}
+	delete(n.peers, id)
+}
