@@ -13,8 +13,10 @@ import (
 // graceful leave (R7); the others ignore withdrawals.
 var Designs = map[string]func(*core.Config){
 	// Tahoe today: everything held is passed on, nothing is ever forgotten,
-	// announcements are published only at start.
+	// announcements are published only at start, and every known server is
+	// dialled at once, in no order (Foolscap has no pending-dial limit).
 	"never-forget": func(c *core.Config) {
+		c.Variant.NoDialOrder = true
 		c.Variant.RelayAll = true
 		c.Variant.NeverForget = true
 		c.Variant.NoRefresh = true
@@ -23,8 +25,10 @@ var Designs = map[string]func(*core.Config){
 	},
 	// The seed's first proposal: a wall-clock timestamp in each
 	// announcement; receivers prune those older than a month by their own
-	// clock, a few minutes after start-up; refreshed periodically.
+	// clock, a few minutes after start-up; refreshed periodically. Dialling
+	// as in Tahoe.
 	"timestamp": func(c *core.Config) {
+		c.Variant.NoDialOrder = true
 		c.Variant.RelayAll = true
 		c.Variant.NeverForget = true
 		c.Variant.Timestamp = true

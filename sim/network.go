@@ -38,7 +38,9 @@ type Host struct {
 
 	conns     map[announce.NodeID]bool
 	dials     map[announce.NodeID]bool
-	group     int // partition group; hosts in different groups cannot talk
+	halfOpen  map[announce.NodeID]bool // attempts on the wire
+	osQueue   []core.Dial              // attempts waiting for a half-open slot
+	group     int                      // partition group; hosts in different groups cannot talk
 	BytesOut  uint64
 	MsgsOut   uint64
 	ticking   bool
@@ -47,12 +49,17 @@ type Host struct {
 
 // Net is the simulated network and its virtual clock.
 type Net struct {
-	Now        time.Time
-	Latency    time.Duration // one-way
-	Jitter     time.Duration // added uniformly in [0, Jitter)
-	Loss       float64       // probability a message is lost (the connection is reset)
-	KeepEvents bool
-	OnEvent    func(h *Host, e core.Event)
+	Now     time.Time
+	Latency time.Duration // one-way
+	Jitter  time.Duration // added uniformly in [0, Jitter)
+	Loss    float64       // probability a message is lost (the connection is reset)
+	// HalfOpenLimit models an operating system that allows only so many
+	// connection attempts in progress per host (Windows XP SP2 allowed 10,
+	// the cause of Tahoe's two-hour start-up, ticket #605); the rest wait
+	// in a queue. 0: no limit.
+	HalfOpenLimit int
+	KeepEvents    bool
+	OnEvent       func(h *Host, e core.Event)
 	// OnDial is called for each dial a core starts.
 	OnDial func(h *Host, d core.Dial)
 
@@ -157,7 +164,7 @@ func (n *Net) Add(name string, id core.Identity, cfg core.Config) *Host {
 		cfg.Verify = n.Verify
 	}
 	h := &Host{Name: name, ID: id.Key.ID(), Identity: id, Config: cfg,
-		conns: map[announce.NodeID]bool{}, dials: map[announce.NodeID]bool{}}
+		conns: map[announce.NodeID]bool{}, dials: map[announce.NodeID]bool{}, halfOpen: map[announce.NodeID]bool{}}
 	n.hosts[h.ID] = h
 	n.byName[name] = h
 	n.order = append(n.order, h)
@@ -202,6 +209,7 @@ func (n *Net) Stop(h *Host) {
 		n.dropConn(h, n.hosts[id], "peer-gone")
 	}
 	h.dials = map[announce.NodeID]bool{}
+	h.halfOpen, h.osQueue = map[announce.NodeID]bool{}, nil
 	h.Node = nil
 }
 
@@ -251,6 +259,7 @@ func (n *Net) step(h *Host, in core.Input) {
 	rd := h.Node.Ready()
 	for _, id := range rd.CancelDials {
 		delete(h.dials, id)
+		n.release(h, id)
 	}
 	for _, m := range rd.Messages {
 		n.send(h, m)
@@ -314,6 +323,30 @@ func (n *Net) dial(from *Host, d core.Dial) {
 			n.step(from, core.Tick{})
 		}
 	})
+	if n.HalfOpenLimit > 0 && len(from.halfOpen) >= n.HalfOpenLimit {
+		from.osQueue = append(from.osQueue, d)
+		return
+	}
+	n.attempt(from, d)
+}
+
+// release frees a half-open slot and starts queued attempts.
+func (n *Net) release(h *Host, peer announce.NodeID) {
+	if !h.halfOpen[peer] {
+		return
+	}
+	delete(h.halfOpen, peer)
+	for len(h.osQueue) > 0 && (n.HalfOpenLimit == 0 || len(h.halfOpen) < n.HalfOpenLimit) {
+		d := h.osQueue[0]
+		h.osQueue = h.osQueue[1:]
+		if h.dials[d.Peer] && !h.halfOpen[d.Peer] {
+			n.attempt(h, d)
+		}
+	}
+}
+
+func (n *Net) attempt(from *Host, d core.Dial) {
+	from.halfOpen[d.Peer] = true
 	to, ok := n.hosts[d.Peer]
 	inc := from.incarnate
 	rtt := 2 * n.delay()
@@ -326,6 +359,7 @@ func (n *Net) dial(from *Host, d core.Dial) {
 				return
 			}
 			delete(from.dials, d.Peer)
+			n.release(from, d.Peer)
 			n.step(from, core.DialFailed{Peer: d.Peer, Err: "refused"})
 		})
 	default:
@@ -335,6 +369,7 @@ func (n *Net) dial(from *Host, d core.Dial) {
 				return
 			}
 			delete(from.dials, d.Peer)
+			n.release(from, d.Peer)
 			if to.incarnate != toInc || !to.Up || to.group != from.group {
 				n.step(from, core.DialFailed{Peer: d.Peer, Err: "refused"})
 				return

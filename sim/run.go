@@ -127,6 +127,7 @@ func Run(sc *Scenario, opt Options) (*Report, error) {
 		r.net.Latency = 20 * time.Millisecond
 	}
 	r.net.Jitter, r.net.Loss = time.Duration(sc.Network.Jitter), sc.Network.Loss
+	r.net.HalfOpenLimit = sc.Network.HalfOpen
 	r.net.OnEvent = r.onEvent
 	if err := r.populate(); err != nil {
 		return nil, err

@@ -43,6 +43,9 @@ type NetworkSpec struct {
 	Latency Dur     `yaml:"latency"`
 	Jitter  Dur     `yaml:"jitter"`
 	Loss    float64 `yaml:"loss"`
+	// HalfOpen limits connection attempts in progress per host, as some
+	// operating systems do (0: no limit).
+	HalfOpen int `yaml:"half_open"`
 }
 
 // ConfigFields overrides core.Config fields by name, e.g. SyncInterval: 1h.

@@ -75,8 +75,11 @@ func Findings(sc *Scenario, reps []*Report) []string {
 		if m.CoverageAll < 1 {
 			bad = append(bad, fmt.Sprintf("left %.0f%% of clients not knowing every live server", 100*(1-m.CoverageAll)))
 		}
-		if m.StartupConnectSec < 0 && hasAction(sc, "restart-clients", "offline-clients") {
+		switch {
+		case m.StartupConnectSec < 0 && hasAction(sc, "restart-clients", "offline-clients"):
 			bad = append(bad, "left a restarted client unconnected to some live server")
+		case m.StartupConnectSec > 60:
+			bad = append(bad, fmt.Sprintf("took %.0f s after a restart to connect to every live server", m.StartupConnectSec))
 		}
 		if len(bad) == 0 {
 			out = append(out, fmt.Sprintf("**%s**: nothing wrong by these measures.", r.Design))
