@@ -34,8 +34,8 @@ func (n *Node) onConnected(in Connected) {
 	// here.
 	l := &link{id: in.Peer, inbound: in.Inbound, tokens: float64(n.cfg.RecordBurst), tokensE: n.elapsed, sentTo: n.ver, scanned: n.ver}
 	n.links[in.Peer] = l
-	i, _ := slices.BinarySearch(n.linkIDs, in.Peer)
-	n.linkIDs = slices.Insert(n.linkIDs, i, in.Peer)
+	i, _ := slices.BinarySearchFunc(n.linkList, in.Peer, linkCmp)
+	n.linkList = slices.Insert(n.linkList, i, l)
 	n.ready.StateChanged = true
 	n.emit(Event{Kind: EvConnected, Peer: in.Peer, Facts: facts("inbound", in.Inbound)})
 	// Its records are live now: put them in the index so neighbours see them.
@@ -71,8 +71,8 @@ func (n *Node) onDisconnected(id announce.NodeID, errText string) {
 	p.LastGoodE = n.elapsed
 	p.LastConnectedE, p.LastConnectedWall = n.elapsed, n.wall
 	delete(n.links, id)
-	if i, found := slices.BinarySearch(n.linkIDs, id); found {
-		n.linkIDs = slices.Delete(n.linkIDs, i, i+1)
+	if i, found := slices.BinarySearchFunc(n.linkList, id, linkCmp); found {
+		n.linkList = slices.Delete(n.linkList, i, i+1)
 	}
 	for k, f := range n.fetching {
 		if f.from == id {

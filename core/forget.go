@@ -42,8 +42,8 @@ func (n *Node) Quorum() int {
 // ConnectedServers counts connections to peers that count towards health.
 func (n *Node) ConnectedServers() int {
 	c := 0
-	for _, id := range n.linkIDs {
-		if n.healthPeer(n.peers[id]) {
+	for _, l := range n.linkList {
+		if n.healthPeer(n.peers[l.id]) {
 			c++
 		}
 	}

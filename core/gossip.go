@@ -74,19 +74,19 @@ func (n *Node) pushDigests() {
 		return
 	}
 	n.pushedVer = n.ver
-	var behind []announce.NodeID
-	for _, id := range n.linkIDs {
-		if n.links[id].scanned < n.ver {
-			behind = append(behind, id)
+	var behind []*link
+	for _, l := range n.linkList {
+		if l.scanned < n.ver {
+			behind = append(behind, l)
 		}
 	}
 	if f := n.cfg.PushFanout; f > 0 && len(behind) > f {
 		n.rng.Shuffle(len(behind), func(i, j int) { behind[i], behind[j] = behind[j], behind[i] })
 		behind = behind[:f]
-		slices.Sort(behind)
+		slices.SortFunc(behind, func(a, b *link) int { return cmp.Compare(a.id, b.id) })
 	}
-	for _, id := range behind {
-		l := n.links[id]
+	for _, l := range behind {
+		id := l.id
 		// Entries after sentTo and up to scanned held nothing for this
 		// neighbour, so the digest may claim them: its cursor stays
 		// contiguous without empty digests being sent.

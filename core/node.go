@@ -162,7 +162,7 @@ type Node struct {
 	tombs    map[records.Key]*tombMeta
 	peers    map[announce.NodeID]*peer
 	links    map[announce.NodeID]*link
-	linkIDs  []announce.NodeID // sorted
+	linkList []*link // sorted by ID
 	fetching map[records.Key]*fetchState
 	perSrc   map[announce.NodeID]int
 
@@ -511,8 +511,7 @@ func (n *Node) tick() {
 		}
 	}
 	// Anti-entropy rounds.
-	for _, id := range n.linkIDs {
-		l := n.links[id]
+	for _, l := range n.linkList {
 		if n.elapsed-l.lastSyncE >= n.cfg.SyncInterval {
 			n.sendSyncReq(l)
 		}
@@ -529,6 +528,8 @@ func (n *Node) tick() {
 func (n *Node) forgetCheckInterval() time.Duration {
 	return n.cfg.ForgetHorizon / 1000
 }
+
+func linkCmp(l *link, id announce.NodeID) int { return cmp.Compare(l.id, id) }
 
 func (n *Node) sortedPeers(keep func(*peer) bool) []announce.NodeID {
 	var ids []announce.NodeID
