@@ -114,7 +114,9 @@ func (n *Node) onReceived(from announce.NodeID, m Msg) {
 			cursor = 0
 		}
 		d := n.digest(cursor, from)
-		l.sentTo, l.scanned = d.To, max(l.scanned, d.To)
+		// Pushes continue from here: what lies beyond was pushed against
+		// a cursor the neighbour no longer has.
+		l.sentTo, l.scanned = d.To, d.To
 		n.send(from, d)
 	case Digest:
 		n.onDigest(l, m)
@@ -197,7 +199,7 @@ func (n *Node) noteTombstoned(it Item, from announce.NodeID) {
 	k := it.Key()
 	t, ok := n.store.Tombstone(k)
 	tm := n.tombs[k]
-	if !ok || tm == nil || tm.refused >= it.Seqnum+1 || t.Reason == "withdrawn" && t.Last == (announce.Signed{}) {
+	if !ok || tm == nil || tm.refused >= it.Seqnum+1 {
 		return
 	}
 	if t.HasSeqnum && it.Seqnum == t.Seqnum && tm.hash == it.Hash && t.Reason == "withdrawn" {
