@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"grapevine/sim"
@@ -58,8 +57,10 @@ func runStudy(env *Env, args []string) int {
 		return fail(env, c, err)
 	}
 	command := "go run ./cmd/grapevine study"
-	if len(args) > 0 {
-		command += " " + strings.Join(args, " ")
+	for _, a := range args {
+		if a != "--quiet" && a != "-quiet" {
+			command += " " + a
+		}
 	}
 	md := sim.StudyMarkdown(results, *out, filepath.Dir(*doc), command, *seed)
 	if err := os.WriteFile(*doc, []byte(md), 0o644); err != nil {
