@@ -53,7 +53,7 @@ func Charts(sc *Scenario, reps []*Report) []namedChart {
 		return out
 	}
 	return []namedChart{
-		{"coverage.svg", plot.Chart{Title: sc.Name + ": servers that joined, known by clients",
+		{"coverage.svg", plot.Chart{Title: sc.Name + ": servers that joined (over an hour ago), known by clients",
 			XLabel: "day", YLabel: "share of (client, joined server) pairs", YMin: 0, YMax: 1,
 			Series: series(func(r *Report) []float64 { return r.Series.CoverageJoined })}},
 		{"departed-held.svg", plot.Chart{Title: sc.Name + ": departed servers still held",

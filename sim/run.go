@@ -77,7 +77,7 @@ type Series struct {
 	TimeDays        []float64 `json:"time_days"`
 	HeldDeparted    []float64 `json:"held_departed"`    // (node, departed server) pairs held
 	RelayedDeparted []float64 `json:"relayed_departed"` // ... and passed on
-	CoverageJoined  []float64 `json:"coverage_joined"`  // share of (client, joined server) pairs known
+	CoverageJoined  []float64 `json:"coverage_joined"`  // share of (client, server joined over an hour ago) pairs known
 }
 
 type runner struct {
@@ -423,7 +423,9 @@ func (r *runner) sample() {
 	r.m.ZombieRelayedNodeDays += relayed * sd
 	pairs, knownPairs := 0, 0
 	for _, s := range r.joinedOrder {
-		if !r.liveServer(s) {
+		// Servers that joined within the hour are still spreading (the
+		// join metrics time that); the series shows whether they stay known.
+		if !r.liveServer(s) || now.Sub(r.joined[s.ID]) < time.Hour {
 			continue
 		}
 		for _, c := range r.clients {
