@@ -43,7 +43,6 @@ type Host struct {
 	group     int                      // partition group; hosts in different groups cannot talk
 	BytesOut  uint64
 	MsgsOut   uint64
-	ticking   bool
 	incarnate int // bumped on every start, so stale ticks are ignored
 }
 
@@ -427,19 +426,6 @@ func (n *Net) RunUntil(t time.Time) {
 
 // Run advances the virtual clock by d.
 func (n *Net) Run(d time.Duration) { n.RunUntil(n.Now.Add(d)) }
-
-// RunUntilCond advances in steps of step until cond holds or limit passes.
-// It reports whether cond held.
-func (n *Net) RunUntilCond(limit, step time.Duration, cond func() bool) bool {
-	end := n.Now.Add(limit)
-	for !cond() {
-		if !n.Now.Before(end) {
-			return false
-		}
-		n.Run(min(step, end.Sub(n.Now)))
-	}
-	return true
-}
 
 type event struct {
 	at  time.Time
