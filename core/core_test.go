@@ -236,3 +236,36 @@ func steadyBytes(t *testing.T, servers int) float64 {
 	si1, _ := c1.Node.Server(h0.ID)
 	return float64(si1.BytesIn-in0+si1.BytesOut-out0) / rounds
 }
+
+// Imported records are verified and stored like gossiped ones: a bad one
+// is rejected with a reason, a good one is held and passed on only for the
+// first-sight window.
+func TestImport(t *testing.T) {
+	cfg := core.TestConfig()
+	n := newNode(t, "importer", cfg)
+	key := sim.KeyFor("srv", 7)
+	good := announce.Sign(key, announce.Build(key, announce.Template{Service: announce.Service{Name: "storage"}}, 3))
+	bad := good
+	bad.Sig = good.Sig[:len(good.Sig)-2] + "aa"
+	n.Step(t0, core.Import{Recs: []announce.Signed{bad, good}})
+	r := n.Ready()
+	if !hasEvent(r.Events, core.EvAccepted, "added") || !n.Holds(key.ID()) {
+		t.Fatalf("good record not held; events %v", r.Events)
+	}
+	rejected := false
+	for _, e := range r.Events {
+		rejected = rejected || (e.Kind == core.EvRejected && e.Reason != "")
+	}
+	if !rejected || !r.StateChanged {
+		t.Fatalf("bad record: want a rejection with a reason and a state change; events %v", r.Events)
+	}
+	if !n.Relays(key.ID()) {
+		t.Fatal("first sighting not relayed")
+	}
+	for now := t0; now.Before(t0.Add(cfg.FirstSightWindow + time.Second)); now = now.Add(cfg.TickInterval) {
+		n.Step(now, core.Tick{})
+	}
+	if n.Relays(key.ID()) {
+		t.Fatal("imported record still relayed after the first-sight window")
+	}
+}

@@ -66,6 +66,14 @@ type SetServices struct {
 // withdrawals.
 type Leave struct{}
 
+// Import: records brought in by the operator (from a file, another node's
+// export). Each is verified and admitted as if fetched from a neighbour,
+// with no source and no rate limit; a server first heard of this way is a
+// first sighting, live for FirstSightWindow only.
+type Import struct {
+	Recs []announce.Signed
+}
+
 func (Tick) isInput()         {}
 func (Connected) isInput()    {}
 func (Disconnected) isInput() {}
@@ -74,6 +82,7 @@ func (Received) isInput()     {}
 func (RTTSample) isInput()    {}
 func (SetServices) isInput()  {}
 func (Leave) isInput()        {}
+func (Import) isInput()       {}
 
 // Envelope is a message to send.
 type Envelope struct {
@@ -274,6 +283,10 @@ func (n *Node) Step(now time.Time, in Input) {
 		n.setServices(in.Services)
 	case Leave:
 		n.leave()
+	case Import:
+		for _, r := range in.Recs {
+			n.admit(r, "")
+		}
 	}
 	n.pushDigests()
 	n.scheduleDials()

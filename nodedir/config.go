@@ -40,6 +40,11 @@ type Config struct {
 	Services []ServiceConfig `yaml:"services"`
 	// Bootstrap lists gv:// locators of nodes to dial at start.
 	Bootstrap []string `yaml:"bootstrap"`
+	// Status is the host:port of the local status page and JSON API; empty
+	// turns it off.
+	Status string `yaml:"status,omitempty"`
+	// Rules overrides the protocol's defaults.
+	Rules Rules `yaml:"rules,omitempty"`
 }
 
 // ServiceConfig is one announced service. For "storage", FURL becomes
@@ -175,7 +180,13 @@ func (c *Config) validate() error {
 			return bad(fmt.Sprintf("bootstrap[%d]", i), "%v", err)
 		}
 	}
-	return nil
+	if c.Status != "" {
+		if err := announce.CheckHostPort(c.Status, true); err != nil {
+			return bad("status", "%v", err)
+		}
+	}
+	_, err := c.CoreConfig()
+	return err
 }
 
 // lineOf finds the line of a field path such as services[1].name.
@@ -295,5 +306,14 @@ func (c *Config) Encode() []byte {
 		}
 	}
 	fmt.Fprintf(&b, "\n# gv://v0-KEY@HOST:PORT locators of nodes to dial at start.\nbootstrap:%s\n", list(c.Bootstrap))
+	if c.Status != "" {
+		fmt.Fprintf(&b, "\n# host:port of the local status page and JSON API.\nstatus: %s\n", q(c.Status))
+	}
+	if c.Rules != (Rules{}) {
+		r, _ := yaml.Marshal(struct {
+			Rules Rules `yaml:"rules"`
+		}{c.Rules})
+		fmt.Fprintf(&b, "\n# Protocol rules; see docs/config.md.\n%s", r)
+	}
 	return b.Bytes()
 }
