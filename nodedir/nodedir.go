@@ -237,6 +237,18 @@ func (n *Node) ObserveOwn(s announce.Signed) ([]announce.Signed, error) {
 	return n.sign(next), nil
 }
 
+// StoreCounter persists the counter (the daemon calls it before anything
+// carrying v leaves the node). It refuses to go down.
+func (n *Node) StoreCounter(v int64) error {
+	if v < n.counter {
+		return fmt.Errorf("announcement counter may not go down from %d to %d", n.counter, v)
+	}
+	if v == n.counter {
+		return nil
+	}
+	return n.storeCounter(v)
+}
+
 func (n *Node) storeCounter(v int64) error {
 	p := filepath.Join(n.Dir, CounterFile)
 	if err := writeFileAtomic(p, []byte(strconv.FormatInt(v, 10)+"\n"), 0o644); err != nil {

@@ -90,6 +90,13 @@ func (c *Config) CoreConfig() (core.Config, error) {
 	if r.MaxDialsInFlight > 0 {
 		cc.MaxDialsInFlight = r.MaxDialsInFlight
 	}
+	// A storage server needs no connections to other servers: it dials
+	// only its bootstrap nodes, and clients come to it.
+	for _, svc := range c.Services {
+		if svc.Name == "storage" {
+			cc.DialServers = false
+		}
+	}
 	if err := cc.Validate(); err != nil {
 		return cc, bad("rules", "%s", strings.TrimPrefix(err.Error(), "core config: "))
 	}

@@ -1,0 +1,54 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestWalkthrough follows docs/run.md and the README: create two nodes,
+// run them, watch one learn the other.
+func TestWalkthrough(t *testing.T) {
+	root := t.TempDir()
+	createPlain := func(name string, args ...string) string {
+		dir := filepath.Join(root, name)
+		a := append([]string{"create-node", "--nickname", name, "--listen", "127.0.0.1:0", "--status", "127.0.0.1:0"}, args...)
+		if out, err := exec.Command(bin, append(a, dir)...).CombinedOutput(); err != nil {
+			t.Fatalf("create-node %s: %v\n%s", name, err, out)
+		}
+		return dir
+	}
+	alice := start(t, "alice", createPlain("alice", "--service", "storage=pb://alice@tcp:127.0.0.1:9000/swiss"))
+	loc, err := os.ReadFile(filepath.Join(alice.dir, "run", "locators"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := start(t, "bob", createPlain("bob", "--bootstrap", strings.TrimSpace(string(loc))))
+	aliceID := alice.id()
+	waitFor(t, 30*time.Second, "bob to learn alice", func() (bool, string) {
+		s, ok, err := bob.server(aliceID)
+		if err != nil || !ok {
+			return false, fmt.Sprint(err)
+		}
+		return s.Connected && s.Live && len(s.Services) == 1 && s.Services[0] == "storage", fmt.Sprintf("%+v", s)
+	})
+	learnt := false
+	for _, l := range bob.logLines() {
+		learnt = learnt || (l["kind"] == "accepted" && l["peer"] == aliceID && l["service"] == "storage")
+	}
+	if !learnt {
+		t.Fatalf("bob's log has no accepted line for alice:\n%s", bob.tail())
+	}
+
+	// A second daemon on the same directory is refused.
+	out, err := exec.Command(bin, "run", bob.dir).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "in use by another grapevine process") {
+		t.Fatalf("second run on bob's directory: %v\n%s", err, out)
+	}
+	bob.stop()
+	alice.stop()
+}
