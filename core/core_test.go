@@ -8,6 +8,7 @@ import (
 
 	"grapevine/announce"
 	"grapevine/core"
+	"grapevine/records"
 	"grapevine/sim"
 )
 
@@ -261,6 +262,20 @@ func TestImport(t *testing.T) {
 	}
 	if !n.Relays(key.ID()) {
 		t.Fatal("first sighting not relayed")
+	}
+	// A neighbour that asks for it gets it (imports have no source to
+	// leave out).
+	nb := sim.KeyFor("neighbour", 7).ID()
+	n.Step(t0, core.Connected{Peer: nb, Inbound: true})
+	n.Step(t0, core.Received{From: nb, Msg: core.Fetch{Keys: []records.Key{{Service: "storage", ID: key.ID()}}}})
+	served := false
+	for _, m := range n.Ready().Messages {
+		if r, ok := m.Msg.(core.Records); ok && m.To == nb && len(r.Recs) == 1 && r.Recs[0] == good {
+			served = true
+		}
+	}
+	if !served {
+		t.Fatal("imported record not served to a neighbour that fetched it")
 	}
 	for now := t0; now.Before(t0.Add(cfg.FirstSightWindow + time.Second)); now = now.Add(cfg.TickInterval) {
 		n.Step(now, core.Tick{})

@@ -53,7 +53,7 @@ func (n *Node) item(k records.Key, to announce.NodeID) (Item, bool) {
 		m := n.meta[k]
 		// A record is not sent back where it came from, except to its own
 		// server: that is how a server that lost its counter learns it.
-		if (m.source == to && k.ID != to) || !n.live(k.ID) {
+		if (to != "" && m.source == to && k.ID != to) || !n.live(k.ID) {
 			return Item{}, false
 		}
 		return Item{Service: k.Service, ID: k.ID, Seqnum: a.Seqnum, Hash: m.hash}, true

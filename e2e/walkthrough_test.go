@@ -44,8 +44,35 @@ func TestWalkthrough(t *testing.T) {
 		t.Fatalf("bob's log has no accepted line for alice:\n%s", bob.tail())
 	}
 
+	// Records imported into the running alice go through its status
+	// endpoint, and spread: bob learns carol, who never ran.
+	carol := createPlain("carol", "--service", "storage=pb://carol@tcp:127.0.0.1:9001/swiss")
+	ann, err := exec.Command(bin, "show-node", carol).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(ann)), "\n")
+	annFile := filepath.Join(root, "carol.json")
+	if err := os.WriteFile(annFile, []byte(lines[len(lines)-1]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "ann", "import", alice.dir, annFile).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "reason=added") {
+		t.Fatalf("ann import into the running alice: %v\n%s", err, out)
+	}
+	carolID := ""
+	for _, f := range strings.Fields(string(ann)) {
+		if strings.HasPrefix(f, "v0-") && carolID == "" {
+			carolID = f
+		}
+	}
+	waitFor(t, 20*time.Second, "bob to learn carol from alice", func() (bool, string) {
+		s, ok, err := bob.server(carolID)
+		return err == nil && ok && len(s.Services) == 1, fmt.Sprintf("%+v %v", s, err)
+	})
+
 	// A second daemon on the same directory is refused.
-	out, err := exec.Command(bin, "run", bob.dir).CombinedOutput()
+	out, err = exec.Command(bin, "run", bob.dir).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "in use by another grapevine process") {
 		t.Fatalf("second run on bob's directory: %v\n%s", err, out)
 	}
