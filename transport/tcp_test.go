@@ -1,0 +1,355 @@
+package transport
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"math/big"
+	"net"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"grapevine/announce"
+	"grapevine/core"
+)
+
+func startTCP(t *testing.T, key announce.PrivateKey, mod func(*Options)) *node {
+	return start(t, networks["tcp"](), key, mod)
+}
+
+// selfSigned makes a certificate for pub signed by signer.
+func selfSigned(t *testing.T, pub any, signer any) tls.Certificate {
+	t.Helper()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: signer}
+}
+
+func edCert(t *testing.T, key announce.PrivateKey) tls.Certificate {
+	c, err := certificate(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Handshakes a node must refuse, each reported with its reason.
+func TestInboundRejections(t *testing.T) {
+	bKey := testKey(t, 2)
+	b := startTCP(t, bKey, nil)
+	cKey := testKey(t, 3)
+	good := edCert(t, cKey)
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	cPriv := ed25519.NewKeyFromSeed(cKey.Seed())
+	// An ed25519 certificate for c's key, signed by another key: built by
+	// hand, since x509 checks the signer matches the key.
+	notSelf := func() tls.Certificate {
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+		parentKey := other.Public().(ed25519.PublicKey)
+		parent := &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "other"}, PublicKey: parentKey,
+			BasicConstraintsValid: true, IsCA: true, KeyUsage: x509.KeyUsageCertSign}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, cPriv.Public(), other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: cPriv}
+	}()
+	chain := good
+	chain.Certificate = append(chain.Certificate, good.Certificate[0])
+
+	for _, c := range []struct {
+		name   string
+		cfg    *tls.Config
+		reason string
+	}{
+		{"no certificate", &tls.Config{NextProtos: []string{ALPN}}, ReasonBadCertificate},
+		{"ecdsa", &tls.Config{NextProtos: []string{ALPN}, Certificates: []tls.Certificate{selfSigned(t, &ec.PublicKey, ec)}}, ReasonBadCertificate},
+		{"signed by another key", &tls.Config{NextProtos: []string{ALPN}, Certificates: []tls.Certificate{notSelf}}, ReasonBadCertificate},
+		{"two certificates", &tls.Config{NextProtos: []string{ALPN}, Certificates: []tls.Certificate{chain}}, ReasonBadCertificate},
+		{"other protocol", &tls.Config{NextProtos: []string{"grapevine/2"}, Certificates: []tls.Certificate{good}}, ReasonProtocol},
+		{"no protocol", &tls.Config{Certificates: []tls.Certificate{good}}, ReasonProtocol},
+		{"tls 1.2", &tls.Config{NextProtos: []string{ALPN}, Certificates: []tls.Certificate{good}, MaxVersion: tls.VersionTLS12}, ReasonProtocol},
+		{"our own key", &tls.Config{NextProtos: []string{ALPN}, Certificates: []tls.Certificate{edCert(t, bKey)}}, ReasonSelf},
+		{"not tls", nil, ReasonHandshake},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			raw, err := net.Dial("tcp", b.tr.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			local := raw.LocalAddr().String()
+			if c.cfg == nil {
+				raw.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+			} else {
+				c.cfg.InsecureSkipVerify = true
+				tc := tls.Client(raw, c.cfg)
+				tc.Handshake()
+				tc.Read(make([]byte, 1)) // the server's verdict arrives after the client's Finished
+			}
+			rj := b.rec.rejection(t, func(r Rejection) bool { return r.Addr == local })
+			if rj.Reason != c.reason || !rj.Inbound {
+				t.Fatalf("rejection %+v, want reason %s", rj, c.reason)
+			}
+			t.Logf("%s: %v", rj.Reason, rj.Err)
+		})
+	}
+	if n := b.rec.count(func(core.Input) bool { return true }); n != 0 {
+		t.Fatalf("refused handshakes produced inputs: %v", b.rec.all())
+	}
+	// The good certificate is accepted.
+	raw, err := tls.Dial("tcp", b.tr.Addr(), &tls.Config{NextProtos: []string{ALPN}, Certificates: []tls.Certificate{good}, InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	b.rec.next(t, "Connected", isConnected(cKey.ID()))
+}
+
+// A peer that completes the handshake and then says nothing is dropped
+// after IdleTimeout.
+func TestIdleTimeout(t *testing.T) {
+	b := startTCP(t, testKey(t, 2), func(o *Options) {
+		o.HeartbeatInterval = 20 * time.Millisecond
+		o.IdleTimeout = 200 * time.Millisecond
+	})
+	c := testKey(t, 3)
+	raw, err := tls.Dial("tcp", b.tr.Addr(), &tls.Config{NextProtos: []string{ALPN}, Certificates: []tls.Certificate{edCert(t, c)}, InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	start := time.Now()
+	b.rec.next(t, "Connected", isConnected(c.ID()))
+	d := b.rec.next(t, "Disconnected", isDisconnected(c.ID())).(core.Disconnected)
+	if d.Err != ReasonIdle || time.Since(start) < 150*time.Millisecond {
+		t.Fatalf("Disconnected %q after %v", d.Err, time.Since(start))
+	}
+}
+
+// silent accepts TCP connections and never speaks.
+type silent struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+	done  chan struct{}
+}
+
+func newSilent(t *testing.T) *silent {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &silent{ln: ln, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.conns = append(s.conns, c)
+			s.mu.Unlock()
+		}
+	}()
+	t.Cleanup(s.close)
+	return s
+}
+
+func (s *silent) close() {
+	s.ln.Close()
+	<-s.done
+	s.mu.Lock()
+	for _, c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+}
+
+func TestDialTimeoutAndCancel(t *testing.T) {
+	sl := newSilent(t)
+	a := startTCP(t, testKey(t, 1), nil)
+	base := runtime.NumGoroutine()
+	x := testKey(t, 5).ID()
+	loc := announce.Locator{ID: x, Addr: sl.ln.Addr().String()}.String()
+	a.tr.Dial(x, []string{loc}, 200*time.Millisecond)
+	if df := a.rec.next(t, "DialFailed", isDialFailed(x)).(core.DialFailed); df.Err != ReasonTimeout {
+		t.Fatalf("DialFailed %q, want %q", df.Err, ReasonTimeout)
+	}
+	// A cancelled dial reports nothing: once its goroutine is gone, no
+	// DialFailed has arrived.
+	a.tr.Dial(x, []string{loc}, time.Minute)
+	eventually(t, "dial goroutine started", func() bool { return runtime.NumGoroutine() > base })
+	a.tr.CancelDial(x)
+	eventually(t, "dial goroutine ended", func() bool { return runtime.NumGoroutine() <= base })
+	if n := a.rec.count(isDialFailed(x)); n != 1 {
+		t.Fatalf("%d DialFailed, want only the first", n)
+	}
+}
+
+// Inbound handshakes beyond MaxHandshakes wait; when the silent ones time
+// out, a real peer gets through.
+func TestHandshakeLimit(t *testing.T) {
+	b := startTCP(t, testKey(t, 2), func(o *Options) {
+		o.MaxHandshakes = 2
+		o.HandshakeTimeout = 300 * time.Millisecond
+	})
+	var locals []string
+	for range 4 {
+		raw, err := net.Dial("tcp", b.tr.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		locals = append(locals, raw.LocalAddr().String())
+	}
+	tb := b.tr.(*TCP)
+	eventually(t, "handshakes at the limit", func() bool { return len(tb.sem) == 2 })
+	a := startTCP(t, testKey(t, 1), nil)
+	a.tr.Dial(b.id, []string{b.loc()}, 10*time.Second)
+	a.rec.next(t, "Connected", isConnected(b.id))
+	for _, l := range locals {
+		if rj := b.rec.rejection(t, func(r Rejection) bool { return r.Addr == l }); rj.Reason != ReasonTimeout {
+			t.Errorf("silent connection: %+v", rj)
+		}
+	}
+}
+
+// Close ends every goroutine, with connections up, a dial and an inbound
+// handshake in progress, and closes Inputs.
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	base := runtime.NumGoroutine()
+	sl := newSilent(t)
+	a := startTCP(t, testKey(t, 1), nil)
+	b := startTCP(t, testKey(t, 2), nil)
+	connect(t, a, b)
+	for _, m := range messages(t) {
+		a.tr.Send(b.id, m)
+	}
+	b.rec.next(t, "a message", isReceived(a.id, messages(t)[3]))
+	x := testKey(t, 5).ID()
+	a.tr.Dial(x, []string{announce.Locator{ID: x, Addr: sl.ln.Addr().String()}.String()}, time.Minute)
+	raw, err := net.Dial("tcp", b.tr.Addr()) // a handshake that never starts
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	eventually(t, "b's handshake under way", func() bool { return len(b.tr.(*TCP).sem) == 1 })
+
+	if err := a.tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b.tr.Close()
+	a.tr.Close() // again: no effect
+	for _, n := range []*node{a, b} {
+		eventually(t, "Inputs closed", func() bool {
+			n.rec.mu.Lock()
+			defer n.rec.mu.Unlock()
+			return n.rec.closed
+		})
+	}
+	// After Close, calls do nothing.
+	a.tr.Dial(b.id, []string{b.loc()}, time.Second)
+	a.tr.Send(b.id, core.SyncReq{})
+	a.tr.Disconnect(b.id)
+	a.tr.CancelDial(b.id)
+	sl.close()
+	raw.Close()
+	eventually(t, "goroutines back to the start", func() bool { return runtime.NumGoroutine() <= base })
+}
+
+func TestListenErrors(t *testing.T) {
+	if _, err := Listen(Options{ListenAddr: "127.0.0.1:0"}); err == nil {
+		t.Error("no key: no error")
+	}
+	if _, err := Listen(Options{Key: testKey(t, 1), ListenAddr: "nonsense"}); err == nil {
+		t.Error("bad address: no error")
+	}
+	if _, err := Listen(Options{Key: testKey(t, 1), ListenAddr: "127.0.0.1:0", HeartbeatInterval: time.Second, IdleTimeout: time.Second}); err == nil {
+		t.Error("IdleTimeout not above HeartbeatInterval: no error")
+	}
+	tr, err := Listen(Options{Key: testKey(t, 1), ListenAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	if tr.Locator().ID != testKey(t, 1).ID() || tr.Locator().Addr != tr.Addr() || tr.ID() != testKey(t, 1).ID() {
+		t.Fatalf("locator %v", tr.Locator())
+	}
+	if _, err := announce.ParseLocator(tr.Locator().String()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The certificate is self-signed ed25519, accepted by peerID, and the
+// same each time.
+func TestCertificate(t *testing.T) {
+	k := testKey(t, 7)
+	c1, c2 := edCert(t, k), edCert(t, k)
+	if string(c1.Certificate[0]) != string(c2.Certificate[0]) {
+		t.Error("certificate not deterministic")
+	}
+	id, err := peerID(tls.ConnectionState{Version: tls.VersionTLS13, NegotiatedProtocol: ALPN, PeerCertificates: []*x509.Certificate{c1.Leaf}})
+	if err != nil || id != k.ID() {
+		t.Fatalf("peerID: %v, %v", id, err)
+	}
+	var ae *AuthError
+	if _, err := peerID(tls.ConnectionState{Version: tls.VersionTLS12, NegotiatedProtocol: ALPN, PeerCertificates: []*x509.Certificate{c1.Leaf}}); !errors.As(err, &ae) || ae.Reason != ReasonProtocol {
+		t.Fatalf("TLS 1.2: %v", err)
+	}
+}
+
+// A dialled address with an unacceptable certificate is refused, and the
+// dial fails with the reason.
+func TestOutboundRejection(t *testing.T) {
+	a := startTCP(t, testKey(t, 1), nil)
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
+		Certificates: []tls.Certificate{selfSigned(t, &ec.PublicKey, ec)},
+		NextProtos:   []string{ALPN},
+		ClientAuth:   tls.RequestClientCert,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
+	defer func() { ln.Close(); <-done }()
+	x := testKey(t, 5).ID()
+	a.tr.Dial(x, []string{announce.Locator{ID: x, Addr: ln.Addr().String()}.String()}, 5*time.Second)
+	if df := a.rec.next(t, "DialFailed", isDialFailed(x)).(core.DialFailed); df.Err != ReasonBadCertificate {
+		t.Fatalf("DialFailed %q", df.Err)
+	}
+	rj := a.rec.rejection(t, func(r Rejection) bool { return r.Addr == ln.Addr().String() })
+	var ae *AuthError
+	if rj.Inbound || rj.Reason != ReasonBadCertificate || !errors.As(rj.Err, &ae) {
+		t.Fatalf("rejection %+v", rj)
+	}
+}

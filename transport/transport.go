@@ -1,0 +1,186 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"grapevine/announce"
+	"grapevine/core"
+	"grapevine/wire"
+)
+
+// Transport carries core messages between authenticated nodes and reports what happens as core inputs.
+//
+// Inputs about a peer come in order: Connected, then its Received and
+// RTTSample inputs, then Disconnected (one per connection lost, whatever
+// the cause, Disconnect included). A Dial ends in Connected or DialFailed
+// unless cancelled; a Dial for a connected peer repeats Connected at once,
+// one for a peer already being dialled is ignored. Dial tries the
+// locators in order until one connects or the timeout passes. Methods
+// never block on the Inputs channel and are safe for concurrent use;
+// after Close they do nothing.
+type Transport interface {
+	Dial(peer announce.NodeID, locators []string, timeout time.Duration) // result arrives as core.Connected or core.DialFailed
+	CancelDial(peer announce.NodeID)
+	Send(peer announce.NodeID, m core.Msg) // queued; if not connected, dropped (the core resyncs)
+	Disconnect(peer announce.NodeID)
+	Inputs() <-chan core.Input // Connected, Disconnected, DialFailed, Received, RTTSample
+	Addr() string              // the listening address, host:port
+	Close() error
+}
+
+// Reasons: the Err of DialFailed and Disconnected inputs, and
+// Rejection.Reason. They are stable words for logs, events and metrics.
+const (
+	// Dials and handshakes.
+	ReasonRefused        = "refused"         // nothing listens at the address
+	ReasonUnreachable    = "unreachable"     // no route, bad host, other dial errors
+	ReasonTimeout        = "timeout"         // the dial or handshake ran out of time
+	ReasonBadLocator     = "bad-locator"     // not a gv:// locator for the peer dialled
+	ReasonNoLocator      = "no-locator"      // Dial was given no locators
+	ReasonKeyMismatch    = "key-mismatch"    // the address answered with another key
+	ReasonBadCertificate = "bad-certificate" // not one self-signed ed25519 certificate
+	ReasonProtocol       = "protocol-version"
+	ReasonSelf           = "self"      // the peer has our own key
+	ReasonHandshake      = "handshake" // any other TLS failure
+	// Connections.
+	ReasonClosed        = "closed"          // the peer closed it
+	ReasonReset         = "reset"           // a read or write failed
+	ReasonIdle          = "idle-timeout"    // nothing read for IdleTimeout
+	ReasonWriteTimeout  = "write-timeout"   // a frame took over WriteTimeout to write
+	ReasonQueueFull     = "send-queue-full" // SendQueue frames were waiting
+	ReasonFrameTooLarge = "frame-too-large" // the peer sent a frame over MaxFrame
+	ReasonBadMessage    = "bad-message"     // the peer sent bytes wire.Decode refused
+	ReasonLocal         = "local"           // Disconnect was called
+)
+
+// Rejection describes a refused handshake, inbound or outbound.
+type Rejection struct {
+	Addr    string          // the remote address
+	Peer    announce.NodeID // the key the remote proved, if it got that far
+	Inbound bool
+	Reason  string // ReasonKeyMismatch, ReasonBadCertificate, ReasonProtocol, ReasonSelf, ReasonTimeout, ReasonHandshake
+	Err     error  // *KeyMismatchError, *AuthError, or the TLS error
+}
+
+// KeyMismatchError: a dialled address proved a key other than the one
+// its locator names.
+type KeyMismatchError struct {
+	Want, Got announce.NodeID
+	Addr      string
+}
+
+func (e *KeyMismatchError) Error() string {
+	return fmt.Sprintf("transport: %s presented key %s, the locator wants %s", e.Addr, e.Got, e.Want)
+}
+
+// AuthError: the peer's certificate or protocol is unacceptable. Reason is
+// ReasonBadCertificate, ReasonProtocol or ReasonSelf.
+type AuthError struct {
+	Reason string
+	Detail string
+}
+
+func (e *AuthError) Error() string { return "transport: " + e.Reason + ": " + e.Detail }
+
+// Options configure a transport. The zero value of each field but Key
+// and ListenAddr means its default.
+type Options struct {
+	// Key is the node's key: the certificate's key, and the node ID peers
+	// see.
+	Key announce.PrivateKey
+
+	// ListenAddr is the TCP address to listen on, host:port; port 0 picks
+	// a free one. For a memory endpoint, "mem:N" asks for that address and
+	// "" takes the next free one.
+	ListenAddr string
+
+	// HeartbeatInterval: each side pings the other this often, and each
+	// pong is an RTTSample. The first ping goes out as the connection
+	// comes up. Default 10 s.
+	HeartbeatInterval time.Duration
+
+	// IdleTimeout: a connection on which no frame was read for this long
+	// is closed. It must exceed HeartbeatInterval. Default
+	// 3 × HeartbeatInterval.
+	IdleTimeout time.Duration
+
+	// WriteTimeout bounds the writing of each frame. Default 10 s.
+	WriteTimeout time.Duration
+
+	// HandshakeTimeout bounds a TLS handshake, inbound or outbound.
+	// Default 10 s.
+	HandshakeTimeout time.Duration
+
+	// MaxHandshakes bounds concurrent inbound handshakes; further
+	// connections wait to be accepted. Default 64.
+	MaxHandshakes int
+
+	// MaxFrame bounds a message read or sent, in bytes. Default and
+	// upper limit wire.MaxFrame. A message over it is not sent (and
+	// logged); a peer that sends one is disconnected.
+	MaxFrame int
+
+	// SendQueue bounds the frames waiting to be written on one
+	// connection. A connection whose queue is full is closed: the peer is
+	// not reading, and the core resyncs after reconnecting. Default 256.
+	SendQueue int
+
+	// Logger receives connection events (Info) and dropped messages
+	// (Warn). Nil discards them.
+	Logger *slog.Logger
+
+	// OnReject, if set, is called for every refused handshake instead of
+	// logging it. It is called from transport goroutines: it must be safe
+	// for concurrent use and return quickly.
+	OnReject func(Rejection)
+}
+
+// Defaults.
+const (
+	DefaultHeartbeat     = 10 * time.Second
+	DefaultWriteTimeout  = 10 * time.Second
+	DefaultHandshake     = 10 * time.Second
+	DefaultMaxHandshakes = 64
+	DefaultSendQueue     = 256
+	// DefaultDialTimeout applies to a Dial whose timeout is not positive.
+	DefaultDialTimeout = 20 * time.Second
+	// InputQueue is the buffer of the Inputs channel.
+	InputQueue = 256
+)
+
+func (o Options) withDefaults() (Options, error) {
+	if !o.Key.Valid() {
+		return o, errors.New("transport: Options.Key is not set")
+	}
+	if o.HeartbeatInterval <= 0 {
+		o.HeartbeatInterval = DefaultHeartbeat
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 3 * o.HeartbeatInterval
+	}
+	if o.IdleTimeout <= o.HeartbeatInterval {
+		return o, fmt.Errorf("transport: IdleTimeout %v must exceed HeartbeatInterval %v", o.IdleTimeout, o.HeartbeatInterval)
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = DefaultHandshake
+	}
+	if o.MaxHandshakes <= 0 {
+		o.MaxHandshakes = DefaultMaxHandshakes
+	}
+	if o.MaxFrame <= 0 || o.MaxFrame > wire.MaxFrame {
+		o.MaxFrame = wire.MaxFrame
+	}
+	if o.SendQueue <= 0 {
+		o.SendQueue = DefaultSendQueue
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o, nil
+}

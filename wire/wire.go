@@ -1,0 +1,530 @@
+package wire
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+
+	"grapevine/announce"
+	"grapevine/core"
+	"grapevine/records"
+)
+
+// Version is the protocol version byte every message starts with.
+const Version = 1
+
+// Connection message types, appended to core's list (see the package doc).
+const (
+	TypePing core.MsgType = 16
+	TypePong core.MsgType = 17
+)
+
+// Bounds. Decode refuses, and Encode will not produce, anything beyond them.
+const (
+	// MaxFrame bounds an encoded message: 2 MiB holds a Records answer to
+	// a fetch of core's default 64 keys with every record at
+	// announce.MaxMsgSize (about 1.06 MB), with room to spare.
+	MaxFrame = 2 << 20
+
+	MaxDigestItems = 4096 // core's default is 256
+	MaxFetchKeys   = 4096 // core's default is 64
+	MaxRecords     = 1024 // core's default is 64
+
+	MaxServiceLen = announce.MaxMsgSize // a service name lies inside a signed msg
+	MaxRecordLen  = announce.MaxMsgSize // Signed.Msg
+	MaxSigLen     = 256                 // Signed.Sig; a valid one is 106 bytes
+	MaxKeyLen     = 256                 // Signed.Key; a valid one is 55 bytes
+)
+
+// Ping asks the peer to echo Nonce in a Pong; the round trip is an RTT
+// sample.
+type Ping struct{ Nonce uint64 }
+
+// Pong answers a Ping with its nonce.
+type Pong struct{ Nonce uint64 }
+
+func (Ping) Type() core.MsgType { return TypePing }
+func (Pong) Type() core.MsgType { return TypePong }
+func (Ping) Size() int          { return 2 + 8 }
+func (Pong) Size() int          { return 2 + 8 }
+
+// TypeName names a message type for errors and logs.
+func TypeName(t core.MsgType) string {
+	switch t {
+	case core.TypeSyncReq:
+		return "sync-req"
+	case core.TypeDigest:
+		return "digest"
+	case core.TypeFetch:
+		return "fetch"
+	case core.TypeRecords:
+		return "records"
+	case TypePing:
+		return "ping"
+	case TypePong:
+		return "pong"
+	}
+	return "type-" + strconv.Itoa(int(t))
+}
+
+// Reason says what was wrong. Reasons are stable words for logs and metrics.
+type Reason string
+
+const (
+	ReasonVersion      Reason = "unknown-version"
+	ReasonType         Reason = "unknown-type"
+	ReasonTruncated    Reason = "truncated"
+	ReasonTrailing     Reason = "trailing-bytes"
+	ReasonTooMany      Reason = "too-many"      // a count above its bound
+	ReasonTooLong      Reason = "too-long"      // a string above its bound
+	ReasonTooLarge     Reason = "too-large"     // a message or frame above MaxFrame
+	ReasonNonCanonical Reason = "non-canonical" // a varint longer than needed
+	ReasonBadValue     Reason = "bad-value"     // a bool other than 0/1, a varint over 64 bits
+	ReasonBadID        Reason = "bad-id"        // a node ID that is not v0- and 32 key bytes
+	ReasonBadUTF8      Reason = "bad-utf8"      // a service name that is not UTF-8
+)
+
+// Error is every error of this package about bytes or messages. Offset is
+// the byte offset of the field in the message (in the frame's message for
+// ReadFrame, whose length field is at offset -4).
+type Error struct {
+	Reason Reason
+	Type   core.MsgType // the message type, 0 if not known yet
+	Field  string       // e.g. "items[3].service"
+	Offset int
+	Detail string
+}
+
+func (e *Error) Error() string {
+	s := "wire: " + string(e.Reason)
+	if e.Type != 0 {
+		s += " in " + TypeName(e.Type)
+	}
+	if e.Field != "" {
+		s += " " + e.Field
+	}
+	s += " at byte " + strconv.Itoa(e.Offset)
+	if e.Detail != "" {
+		s += ": " + e.Detail
+	}
+	return s
+}
+
+// Is makes errors.Is(err, ErrTruncated) and friends match on Reason.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Type == 0 && t.Field == "" && t.Detail == "" && t.Offset == 0 && t.Reason == e.Reason
+}
+
+// Sentinels for errors.Is.
+var (
+	ErrVersion      = &Error{Reason: ReasonVersion}
+	ErrType         = &Error{Reason: ReasonType}
+	ErrTruncated    = &Error{Reason: ReasonTruncated}
+	ErrTrailing     = &Error{Reason: ReasonTrailing}
+	ErrTooMany      = &Error{Reason: ReasonTooMany}
+	ErrTooLong      = &Error{Reason: ReasonTooLong}
+	ErrTooLarge     = &Error{Reason: ReasonTooLarge}
+	ErrNonCanonical = &Error{Reason: ReasonNonCanonical}
+	ErrBadValue     = &Error{Reason: ReasonBadValue}
+	ErrBadID        = &Error{Reason: ReasonBadID}
+	ErrBadUTF8      = &Error{Reason: ReasonBadUTF8}
+)
+
+// Encode returns the encoding of m, which is m.Size() bytes long.
+func Encode(m core.Msg) ([]byte, error) {
+	return Append(nil, m)
+}
+
+// Append appends the encoding of m to b. On error b is returned unchanged.
+func Append(b []byte, m core.Msg) ([]byte, error) {
+	e := encoder{b: b, start: len(b)}
+	if m == nil {
+		return b, e.fail(ReasonType, "type", "nil message")
+	}
+	e.typ = m.Type()
+	e.list, e.idx = "", -1
+	if err := e.check(m); err != nil {
+		return b, err
+	}
+	if n := m.Size(); n > MaxFrame {
+		return b, e.fail(ReasonTooLarge, "", "%d bytes, limit %d", n, MaxFrame)
+	}
+	e.b = append(e.b, Version, byte(e.typ))
+	switch m := m.(type) {
+	case core.SyncReq:
+		e.u64(m.Epoch)
+		e.u64(m.Cursor)
+	case core.Digest:
+		e.u64(m.Epoch)
+		e.u64(m.From)
+		e.u64(m.To)
+		e.bool(m.More)
+		e.uvarint(uint64(len(m.Items)))
+		e.list = "items"
+		for i, it := range m.Items {
+			e.idx = i
+			e.str(it.Service)
+			e.id("id", it.ID)
+			e.b = binary.AppendVarint(e.b, it.Seqnum)
+			e.u64(it.Hash)
+			e.uvarint(it.Ver)
+		}
+	case core.Fetch:
+		e.uvarint(uint64(len(m.Keys)))
+		e.list = "keys"
+		for i, k := range m.Keys {
+			e.idx = i
+			e.str(k.Service)
+			e.id("id", k.ID)
+		}
+	case core.Records:
+		e.uvarint(uint64(len(m.Recs)))
+		for _, r := range m.Recs {
+			e.str(r.Msg)
+			e.str(r.Sig)
+			e.str(r.Key)
+		}
+	case Ping:
+		e.u64(m.Nonce)
+	case Pong:
+		e.u64(m.Nonce)
+	}
+	if e.err != nil {
+		return b, e.err
+	}
+	return e.b, nil
+}
+
+type encoder struct {
+	b     []byte
+	start int
+	typ   core.MsgType
+	list  string
+	idx   int
+	err   *Error
+}
+
+func (e *encoder) fail(r Reason, field, format string, args ...any) *Error {
+	if e.list != "" && e.idx >= 0 {
+		field = e.list + "[" + strconv.Itoa(e.idx) + "]." + field
+	}
+	return &Error{Reason: r, Type: e.typ, Field: field, Offset: len(e.b) - e.start, Detail: fmt.Sprintf(format, args...)}
+}
+
+// check refuses what Decode would refuse, before anything is written.
+func (e *encoder) check(m core.Msg) *Error {
+	switch m := m.(type) {
+	case core.SyncReq, Ping, Pong:
+	case core.Digest:
+		if len(m.Items) > MaxDigestItems {
+			return e.fail(ReasonTooMany, "items", "%d, limit %d", len(m.Items), MaxDigestItems)
+		}
+		for i, it := range m.Items {
+			if err := e.checkService(i, "items", it.Service); err != nil {
+				return err
+			}
+		}
+	case core.Fetch:
+		if len(m.Keys) > MaxFetchKeys {
+			return e.fail(ReasonTooMany, "keys", "%d, limit %d", len(m.Keys), MaxFetchKeys)
+		}
+		for i, k := range m.Keys {
+			if err := e.checkService(i, "keys", k.Service); err != nil {
+				return err
+			}
+		}
+	case core.Records:
+		if len(m.Recs) > MaxRecords {
+			return e.fail(ReasonTooMany, "recs", "%d, limit %d", len(m.Recs), MaxRecords)
+		}
+		for i, r := range m.Recs {
+			for _, f := range []struct {
+				name string
+				s    string
+				max  int
+			}{{"msg", r.Msg, MaxRecordLen}, {"sig", r.Sig, MaxSigLen}, {"key", r.Key, MaxKeyLen}} {
+				if len(f.s) > f.max {
+					return e.fail(ReasonTooLong, "recs["+strconv.Itoa(i)+"]."+f.name, "%d bytes, limit %d", len(f.s), f.max)
+				}
+			}
+		}
+	default:
+		return e.fail(ReasonType, "type", "cannot encode %T (type %d)", m, m.Type())
+	}
+	return nil
+}
+
+func (e *encoder) checkService(i int, list, s string) *Error {
+	field := list + "[" + strconv.Itoa(i) + "].service"
+	if len(s) > MaxServiceLen {
+		return e.fail(ReasonTooLong, field, "%d bytes, limit %d", len(s), MaxServiceLen)
+	}
+	if !utf8.ValidString(s) {
+		return e.fail(ReasonBadUTF8, field, "service name is not UTF-8")
+	}
+	return nil
+}
+
+func (e *encoder) u64(v uint64)     { e.b = binary.BigEndian.AppendUint64(e.b, v) }
+func (e *encoder) uvarint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
+func (e *encoder) str(s string)     { e.uvarint(uint64(len(s))); e.b = append(e.b, s...) }
+
+func (e *encoder) bool(v bool) {
+	if v {
+		e.b = append(e.b, 1)
+	} else {
+		e.b = append(e.b, 0)
+	}
+}
+
+func (e *encoder) id(field string, id announce.NodeID) {
+	pub, err := id.PublicKey()
+	if err != nil {
+		if e.err == nil {
+			e.err = e.fail(ReasonBadID, field, "%q: %v", id, err)
+		}
+		pub = make([]byte, core.IDSize) // keep going; the result is discarded
+	}
+	e.b = append(e.b, pub...)
+}
+
+// Minimum encoded sizes of list elements, to refuse counts the remaining
+// bytes cannot hold before allocating.
+const (
+	minItem   = 1 + core.IDSize + 1 + 8 + 1
+	minKey    = 1 + core.IDSize
+	minRecord = 3
+)
+
+// Decode parses one message. It returns a core message (core.SyncReq,
+// core.Digest, core.Fetch, core.Records) or a connection message (Ping,
+// Pong), or an *Error. Slices of zero length are nil.
+func Decode(b []byte) (core.Msg, error) {
+	d := decoder{b: b, idx: -1}
+	m := d.msg()
+	if d.err != nil {
+		return nil, d.err
+	}
+	if d.off != len(b) {
+		return nil, &Error{Reason: ReasonTrailing, Type: d.typ, Offset: d.off, Detail: fmt.Sprintf("%d bytes after the message", len(b)-d.off)}
+	}
+	return m, nil
+}
+
+type decoder struct {
+	b    []byte
+	off  int
+	typ  core.MsgType
+	list string
+	idx  int
+	err  *Error
+}
+
+func (d *decoder) fail(r Reason, field string, off int, format string, args ...any) {
+	if d.err != nil {
+		return
+	}
+	if d.list != "" && d.idx >= 0 {
+		field = d.list + "[" + strconv.Itoa(d.idx) + "]." + field
+	}
+	d.err = &Error{Reason: r, Type: d.typ, Field: field, Offset: off, Detail: fmt.Sprintf(format, args...)}
+}
+
+func (d *decoder) need(field string, n int) bool {
+	if d.err != nil {
+		return false
+	}
+	if len(d.b)-d.off < n {
+		d.fail(ReasonTruncated, field, d.off, "need %d bytes, have %d", n, len(d.b)-d.off)
+		return false
+	}
+	return true
+}
+
+func (d *decoder) msg() core.Msg {
+	if !d.need("version", 1) {
+		return nil
+	}
+	if v := d.b[0]; v != Version {
+		d.fail(ReasonVersion, "version", 0, "version %d, want %d", v, Version)
+		return nil
+	}
+	d.off++
+	if !d.need("type", 1) {
+		return nil
+	}
+	d.typ = core.MsgType(d.b[1])
+	d.off++
+	switch d.typ {
+	case core.TypeSyncReq:
+		return core.SyncReq{Epoch: d.u64("epoch"), Cursor: d.u64("cursor")}
+	case core.TypeDigest:
+		m := core.Digest{Epoch: d.u64("epoch"), From: d.u64("from"), To: d.u64("to"), More: d.bool("more")}
+		n := d.count("items", MaxDigestItems, minItem)
+		if n > 0 {
+			m.Items = make([]core.Item, n)
+		}
+		d.list = "items"
+		for i := range n {
+			d.idx = i
+			it := &m.Items[i]
+			it.Service = d.str("service", MaxServiceLen, true)
+			it.ID = d.id("id")
+			it.Seqnum = d.varint("seqnum")
+			it.Hash = d.u64("hash")
+			it.Ver = d.uvarint("ver")
+			if d.err != nil {
+				return nil
+			}
+		}
+		return m
+	case core.TypeFetch:
+		var m core.Fetch
+		n := d.count("keys", MaxFetchKeys, minKey)
+		if n > 0 {
+			m.Keys = make([]records.Key, n)
+		}
+		d.list = "keys"
+		for i := range n {
+			d.idx = i
+			m.Keys[i] = records.Key{Service: d.str("service", MaxServiceLen, true), ID: d.id("id")}
+			if d.err != nil {
+				return nil
+			}
+		}
+		return m
+	case core.TypeRecords:
+		var m core.Records
+		n := d.count("recs", MaxRecords, minRecord)
+		if n > 0 {
+			m.Recs = make([]announce.Signed, n)
+		}
+		d.list = "recs"
+		for i := range n {
+			d.idx = i
+			m.Recs[i] = announce.Signed{
+				Msg: d.str("msg", MaxRecordLen, false),
+				Sig: d.str("sig", MaxSigLen, false),
+				Key: d.str("key", MaxKeyLen, false),
+			}
+			if d.err != nil {
+				return nil
+			}
+		}
+		return m
+	case TypePing:
+		return Ping{Nonce: d.u64("nonce")}
+	case TypePong:
+		return Pong{Nonce: d.u64("nonce")}
+	}
+	d.fail(ReasonType, "type", 1, "unknown message type %d", d.typ)
+	return nil
+}
+
+func (d *decoder) u64(field string) uint64 {
+	if !d.need(field, 8) {
+		return 0
+	}
+	v := binary.BigEndian.Uint64(d.b[d.off:])
+	d.off += 8
+	return v
+}
+
+func (d *decoder) bool(field string) bool {
+	if !d.need(field, 1) {
+		return false
+	}
+	v := d.b[d.off]
+	if v > 1 {
+		d.fail(ReasonBadValue, field, d.off, "bool byte %d, want 0 or 1", v)
+		return false
+	}
+	d.off++
+	return v == 1
+}
+
+func (d *decoder) uvarint(field string) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b[d.off:])
+	switch {
+	case n == 0:
+		d.fail(ReasonTruncated, field, d.off, "varint runs past the end")
+		return 0
+	case n < 0:
+		d.fail(ReasonBadValue, field, d.off, "varint overflows 64 bits")
+		return 0
+	case n != uvarintLen(v):
+		d.fail(ReasonNonCanonical, field, d.off, "%d-byte varint for %d", n, v)
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+func (d *decoder) varint(field string) int64 {
+	u := d.uvarint(field)
+	return int64(u>>1) ^ -int64(u&1)
+}
+
+// count reads a list length, refusing one above max or one the remaining
+// bytes cannot hold (each element takes at least minEach bytes).
+func (d *decoder) count(field string, max, minEach int) int {
+	off := d.off
+	n := d.uvarint(field)
+	if d.err != nil {
+		return 0
+	}
+	if n > uint64(max) {
+		d.fail(ReasonTooMany, field, off, "%d, limit %d", n, max)
+		return 0
+	}
+	if rest := len(d.b) - d.off; int(n)*minEach > rest {
+		d.fail(ReasonTruncated, field, off, "%d elements cannot fit in %d bytes", n, rest)
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) str(field string, max int, utf bool) string {
+	off := d.off
+	n := d.uvarint(field)
+	if d.err != nil {
+		return ""
+	}
+	if n > uint64(max) {
+		d.fail(ReasonTooLong, field, off, "%d bytes, limit %d", n, max)
+		return ""
+	}
+	if !d.need(field, int(n)) {
+		return ""
+	}
+	s := string(d.b[d.off : d.off+int(n)])
+	if utf && !utf8.ValidString(s) {
+		d.fail(ReasonBadUTF8, field, d.off, "not UTF-8")
+		return ""
+	}
+	d.off += int(n)
+	return s
+}
+
+func (d *decoder) id(field string) announce.NodeID {
+	if !d.need(field, core.IDSize) {
+		return ""
+	}
+	id := announce.IDOf(d.b[d.off : d.off+core.IDSize])
+	d.off += core.IDSize
+	return id
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
