@@ -15,11 +15,12 @@ import (
 
 // TCP is the real transport: mutual TLS 1.3 over TCP.
 type TCP struct {
-	e    *engine
-	ln   net.Listener
-	tls  *tls.Config
-	sem  chan struct{} // inbound handshakes in progress
-	addr string
+	e     *engine
+	ln    net.Listener
+	tls   *tls.Config
+	sem   chan struct{} // inbound handshakes in progress
+	addr  string
+	stats counters // what the sockets carried (see Stats)
 }
 
 var _ Transport = (*TCP)(nil)
@@ -124,6 +125,7 @@ func (t *TCP) acceptLoop() {
 // accept runs an inbound handshake.
 func (t *TCP) accept(raw net.Conn) *conn {
 	e := t.e
+	raw = countingConn{raw, &t.stats}
 	addr := raw.RemoteAddr().String()
 	raw.SetDeadline(time.Now().Add(e.opts.HandshakeTimeout))
 	cfg := t.tls.Clone()
@@ -169,6 +171,7 @@ func (t *TCP) connect(ctx context.Context, loc announce.Locator) (*conn, error) 
 	if err != nil {
 		return nil, err
 	}
+	raw = countingConn{raw, &t.stats}
 	addr := raw.RemoteAddr().String()
 	raw.SetDeadline(time.Now().Add(e.opts.HandshakeTimeout))
 	tc := tls.Client(raw, clientConfig(t.tls, e.self, loc))
