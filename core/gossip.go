@@ -27,6 +27,7 @@ func (n *Node) sendSyncReq(l *link) {
 // learnt from the neighbour itself.
 func (n *Node) digest(from uint64, to announce.NodeID) Digest {
 	d := Digest{Epoch: n.epoch, From: from, To: n.ver}
+	size := d.Size()
 	i, _ := slices.BinarySearchFunc(n.log, from+1, func(e logEntry, v uint64) int { return cmp.Compare(e.ver, v) })
 	for ; i < len(n.log); i++ {
 		e := n.log[i]
@@ -38,11 +39,12 @@ func (n *Node) digest(from uint64, to announce.NodeID) Digest {
 			continue
 		}
 		it.Ver = e.ver
-		if len(d.Items) == n.cfg.MaxDigestItems {
+		if len(d.Items) == n.cfg.MaxDigestItems || size+itemSize(it) > MaxMsgBytes {
 			d.To, d.More = d.Items[len(d.Items)-1].Ver, true
 			break
 		}
 		d.Items = append(d.Items, it)
+		size += itemSize(it)
 	}
 	return d
 }

@@ -92,10 +92,19 @@ const IDSize = 32
 // depend on how far the index has counted.
 func (m SyncReq) Size() int { return 2 + 8 + 8 }
 
+// MaxMsgBytes bounds the encoded size of a digest the core builds, well
+// under the transport's frame limit (wire.MaxFrame, 2 MiB), whatever the
+// service names' lengths.
+const MaxMsgBytes = 1 << 20
+
+func itemSize(it Item) int {
+	return strLen(it.Service) + IDSize + varintLen(it.Seqnum) + 8 + uvarintLen(it.Ver)
+}
+
 func (m Digest) Size() int {
 	n := 2 + 8 + 8 + 8 + 1 + uvarintLen(uint64(len(m.Items)))
 	for _, it := range m.Items {
-		n += strLen(it.Service) + IDSize + varintLen(it.Seqnum) + 8 + uvarintLen(it.Ver)
+		n += itemSize(it)
 	}
 	return n
 }

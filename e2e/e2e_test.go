@@ -275,6 +275,14 @@ func TestGrid(t *testing.T) {
 	// Meanwhile a client restarts: its peer book is kept, and it dials the
 	// most recently seen servers first, the dead one last.
 	c0 := clients[0]
+	waitFor(t, 10*time.Second, "client0 to see the dead server's connection drop", func() (bool, string) {
+		s, _, err := c0.server(deadID)
+		return err == nil && !s.Connected, fmt.Sprintf("%+v %v", s, err)
+	})
+	seen := time.Now()
+	waitFor(t, 5*time.Second, "a second of client0 running on after it", func() (bool, string) {
+		return time.Since(seen) > time.Second, ""
+	})
 	c0.stop()
 	c0 = start(t, "client0", c0.dir)
 	clients[0] = c0
@@ -304,16 +312,17 @@ func TestGrid(t *testing.T) {
 		}
 		return n == len(servers)-1, fmt.Sprintf("%d connected", n)
 	})
-	var order []string
+	var order, dials []string
 	for _, l := range c0.logLines() {
 		if l["kind"] == "dial" {
 			if p, _ := l["peer"].(string); ids[p] != "" && !contains(order, ids[p]) {
 				order = append(order, ids[p])
+				dials = append(dials, fmt.Sprintf("%s last_connected=%v last_failed=%v", ids[p], l["last_connected"], l["last_failed"]))
 			}
 		}
 	}
 	if len(order) != len(servers) || order[len(order)-1] != dead.name {
-		t.Fatalf("restarted client's first dials: %v; want every server, %s (dead, seen least recently) last", order, dead.name)
+		t.Fatalf("restarted client's first dials: %v; want every server, %s (dead, seen least recently) last", dials, dead.name)
 	}
 
 	for _, n := range append([]*proc{relay}, clients...) {
