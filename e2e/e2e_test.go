@@ -350,6 +350,22 @@ func TestGrid(t *testing.T) {
 	}
 	t.Logf("dead server forgotten everywhere %v after the kill (H = %v)", time.Since(killed).Round(time.Millisecond), H)
 
+	// The SIGKILLed server's peer book opens, still holds what it knew, and
+	// its next seqnum brings it back where it was forgotten.
+	dead = start(t, "server0", dead.dir, boot)
+	if st, err := dead.state(); err != nil || st.Records < len(servers) {
+		t.Fatalf("server0 after kill -9: %v; records %d, want its own and the %d others' from its peer book", err, st.Records, len(servers)-1)
+	}
+	waitFor(t, 30*time.Second, "the returned server to be held again everywhere", func() (bool, string) {
+		for _, n := range append([]*proc{relay}, clients...) {
+			s, ok, err := n.server(deadID)
+			if err != nil || !ok || len(s.Services) == 0 || s.Tombstoned != "" {
+				return false, fmt.Sprintf("%s: %+v %v", n.name, s, err)
+			}
+		}
+		return true, ""
+	})
+
 	// A server restarted from a wiped directory that keeps only its key:
 	// its counter starts again at 0, the grid holds a higher seqnum, and
 	// one exchange teaches it to jump past it.
