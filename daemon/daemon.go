@@ -47,7 +47,7 @@ type Options struct {
 	Bootstrap []string
 	Logger    *slog.Logger
 	// Transport and Book replace the TLS transport and the SQLite peer
-	// book (tests).
+	// book (tests). Run closes only what it opened.
 	Transport transport.Transport
 	Book      peerbook.Book
 	// Now replaces time.Now (tests).
@@ -126,12 +126,12 @@ func Run(ctx context.Context, opt Options) (err error) {
 		if d.book, err = peerbook.OpenSQLite(filepath.Join(opt.Dir, BookFile)); err != nil {
 			return err
 		}
+		defer func() {
+			if cerr := d.book.Close(); cerr != nil && err == nil {
+				err = cerr
+			}
+		}()
 	}
-	defer func() {
-		if cerr := d.book.Close(); cerr != nil && err == nil {
-			err = cerr
-		}
-	}()
 	st, err := d.book.Load()
 	if err != nil {
 		return fmt.Errorf("%s: %w", filepath.Join(opt.Dir, BookFile), err)
@@ -154,8 +154,8 @@ func Run(ctx context.Context, opt Options) (err error) {
 			return fmt.Errorf("listen on %s: %w", dir.Config.Listen, err)
 		}
 		d.tr = tcp
+		defer d.tr.Close()
 	}
-	defer d.tr.Close()
 
 	location := dir.Config.Location
 	if len(location) == 0 {
