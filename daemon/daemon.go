@@ -58,17 +58,16 @@ type Options struct {
 
 // Daemon is a running node.
 type Daemon struct {
-	opt       Options
-	log       *slog.Logger
-	dir       *nodedir.Node
-	cfg       core.Config
-	node      *core.Node
-	tr        transport.Transport
-	book      peerbook.Book
-	locators  []string
-	status    string
-	queries   chan func(*core.Node)
-	lastStore time.Time
+	opt      Options
+	log      *slog.Logger
+	dir      *nodedir.Node
+	cfg      core.Config
+	node     *core.Node
+	tr       transport.Transport
+	book     peerbook.Book
+	locators []string
+	status   string
+	queries  chan func(*core.Node)
 }
 
 // Locators returns the node's gv:// locators.
