@@ -211,6 +211,10 @@ func Run(ctx context.Context, opt Options) (err error) {
 	return err
 }
 
+// maxBatch bounds the inputs applied before their effects are persisted
+// together: under load one save covers many inputs.
+const maxBatch = 64
+
 func (d *Daemon) loop(ctx context.Context) error {
 	tick := time.NewTicker(d.cfg.TickInterval)
 	defer tick.Stop()
@@ -218,7 +222,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 		return err
 	}
 	for {
-		var in core.Input
+		var batch []core.Input
 		select {
 		case <-ctx.Done():
 			return nil
@@ -226,44 +230,71 @@ func (d *Daemon) loop(ctx context.Context) error {
 			if !ok {
 				return errors.New("transport closed")
 			}
-			in = i
+			batch = append(batch, i)
+		drain:
+			for len(batch) < maxBatch {
+				select {
+				case i, ok := <-d.tr.Inputs():
+					if !ok {
+						break drain
+					}
+					batch = append(batch, i)
+				default:
+					break drain
+				}
+			}
 		case <-tick.C:
-			in = core.Tick{}
+			batch = append(batch, core.Tick{})
 		case q := <-d.queries:
 			q(d.node)
 			continue
 		}
-		if err := d.step(in); err != nil {
+		if _, err := d.apply(batch...); err != nil {
 			return err
 		}
 	}
 }
 
-// step applies one input and acts on the outputs in the core's order.
+// step applies one input and acts on the outputs.
 func (d *Daemon) step(in core.Input) error {
-	_, err := d.stepEvents(in)
+	_, err := d.apply(in)
 	return err
 }
 
-func (d *Daemon) stepEvents(in core.Input) ([]core.Event, error) {
-	d.node.Step(d.opt.Now(), in)
-	r := d.node.Ready()
-	if err := persist(d.dir, d.book, d.node, r); err != nil {
+func (d *Daemon) stepEvents(in core.Input) ([]core.Event, error) { return d.apply(in) }
+
+// apply steps the core through ins, persists once what they changed, and
+// only then sends, dials and logs, in the order the core produced them.
+func (d *Daemon) apply(ins ...core.Input) ([]core.Event, error) {
+	readies := make([]core.Ready, 0, len(ins))
+	var merged core.Ready
+	for _, in := range ins {
+		d.node.Step(d.opt.Now(), in)
+		r := d.node.Ready()
+		merged.Counter = max(merged.Counter, r.Counter)
+		merged.StateChanged = merged.StateChanged || r.StateChanged
+		readies = append(readies, r)
+	}
+	if err := persist(d.dir, d.book, d.node, merged); err != nil {
 		return nil, err
 	}
-	for _, m := range r.Messages {
-		d.tr.Send(m.To, m.Msg)
+	var events []core.Event
+	for _, r := range readies {
+		for _, m := range r.Messages {
+			d.tr.Send(m.To, m.Msg)
+		}
+		for _, id := range r.CancelDials {
+			d.tr.CancelDial(id)
+		}
+		for _, dl := range r.Dials {
+			d.tr.Dial(dl.Peer, dl.Locators, dl.Timeout)
+		}
+		for _, e := range r.Events {
+			d.logEvent(e)
+		}
+		events = append(events, r.Events...)
 	}
-	for _, id := range r.CancelDials {
-		d.tr.CancelDial(id)
-	}
-	for _, dl := range r.Dials {
-		d.tr.Dial(dl.Peer, dl.Locators, dl.Timeout)
-	}
-	for _, e := range r.Events {
-		d.logEvent(e)
-	}
-	return r.Events, nil
+	return events, nil
 }
 
 // persist does the first two steps of acting on Ready: the counter, then
