@@ -105,6 +105,10 @@ type Config struct {
 	// simulator passes a memoizing verifier shared by all its nodes.
 	Verify func(announce.Signed) (*announce.Announcement, error) `json:"-"`
 
+	// Membership, if set, admits only members' records (a closed grid,
+	// issue #6). Nil is an open grid.
+	Membership Membership `json:"-"`
+
 	// Variant switches rules off or swaps them for the alternatives the
 	// simulator compares. The zero value is Grapevine's rules.
 	Variant Variant

@@ -290,6 +290,9 @@ func (n *Node) admit(s announce.Signed, from announce.NodeID) {
 	if a.Withdrawn() && n.cfg.Variant.IgnoreWithdrawals {
 		return
 	}
+	if !n.checkMember(a, from) {
+		return
+	}
 	_, held := n.store.Get(k)
 	t, tombed := n.store.Tombstone(k)
 	blocked := tombed && t.HasSeqnum && (!a.HasSeqnum || a.Seqnum <= t.Seqnum)
@@ -310,6 +313,9 @@ func (n *Node) admit(s announce.Signed, from announce.NodeID) {
 		return
 	}
 	n.applyAdmitted(res, from)
+	if res.Outcome.Changed() {
+		n.learnMembership(a)
+	}
 }
 
 func (n *Node) verify(s announce.Signed) (*announce.Announcement, error) {

@@ -76,9 +76,18 @@ func (n *Node) restore(st State) error {
 			n.emit(Event{Kind: EvRejected, Peer: announce.NodeID(r.Signed.Key), Reason: "stored-record-invalid", Facts: facts("error", err)})
 			continue
 		}
+		if m := n.cfg.Membership; m != nil && a.ID != n.id {
+			if reason, err := m.Check(a); reason != "" {
+				n.emit(Event{Kind: EvRejected, Peer: a.ID, Service: a.ServiceName, Reason: reason, Facts: facts("from", "peer book", "error", err)})
+				continue
+			}
+		}
 		res, err := n.store.AdmitVerified(a)
 		if err != nil || !res.Outcome.Changed() {
 			continue
+		}
+		if m := n.cfg.Membership; m != nil && a.ServiceName == ServiceRevocations {
+			m.Learn(a)
 		}
 		k := res.Key
 		p := n.peer(k.ID)
