@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 
@@ -18,6 +19,10 @@ const Version = 1
 const (
 	TypePing core.MsgType = 16
 	TypePong core.MsgType = 17
+	// Joining a grid (issue #6): the invitee presents the invite's secret
+	// and the inviter answers with a certificate chain or a refusal.
+	TypeRedeem      core.MsgType = 18
+	TypeRedeemReply core.MsgType = 19
 )
 
 // Bounds. Decode refuses, and Encode will not produce, anything beyond them.
@@ -35,6 +40,11 @@ const (
 	MaxRecordLen  = announce.MaxMsgSize // Signed.Msg
 	MaxSigLen     = 256                 // Signed.Sig; a valid one is 106 bytes
 	MaxKeyLen     = 256                 // Signed.Key; a valid one is 55 bytes
+
+	MaxReasonLen   = 256  // RedeemReply.Reason
+	MaxCertLen     = 1024 // one certificate or revocation in text form
+	MaxChain       = 16   // certificates in a chain
+	MaxRevocations = 4096 // revocations in a RedeemReply
 )
 
 // Ping asks the peer to echo Nonce in a Pong; the round trip is an RTT
@@ -43,6 +53,39 @@ type Ping struct{ Nonce uint64 }
 
 // Pong answers a Ping with its nonce.
 type Pong struct{ Nonce uint64 }
+
+// Redeem presents an invite's secret to the inviter.
+type Redeem struct{ Secret [16]byte }
+
+// RedeemReply answers a Redeem: Reason is empty on success, else why the
+// invite was refused ("unknown", "used", "expired"). On success Chain is
+// the invitee's certificate chain (text form), Revocations what the
+// inviter knows, and Records the records it passes on.
+type RedeemReply struct {
+	Reason      string
+	Chain       []string
+	Revocations []string
+	Records     []announce.Signed
+}
+
+func (Redeem) Type() core.MsgType      { return TypeRedeem }
+func (RedeemReply) Type() core.MsgType { return TypeRedeemReply }
+func (Redeem) Size() int               { return 2 + 16 }
+func (m RedeemReply) Size() int {
+	n := 2 + strLen(m.Reason) + uvarintLen(uint64(len(m.Chain))) + uvarintLen(uint64(len(m.Revocations))) + uvarintLen(uint64(len(m.Records)))
+	for _, c := range m.Chain {
+		n += strLen(c)
+	}
+	for _, r := range m.Revocations {
+		n += strLen(r)
+	}
+	for _, r := range m.Records {
+		n += strLen(r.Msg) + strLen(r.Sig) + strLen(r.Key)
+	}
+	return n
+}
+
+func strLen(s string) int { return uvarintLen(uint64(len(s))) + len(s) }
 
 func (Ping) Type() core.MsgType { return TypePing }
 func (Pong) Type() core.MsgType { return TypePong }
@@ -64,6 +107,10 @@ func TypeName(t core.MsgType) string {
 		return "ping"
 	case TypePong:
 		return "pong"
+	case TypeRedeem:
+		return "redeem"
+	case TypeRedeemReply:
+		return "redeem-reply"
 	}
 	return "type-" + strconv.Itoa(int(t))
 }
@@ -190,6 +237,24 @@ func Append(b []byte, m core.Msg) ([]byte, error) {
 		e.u64(m.Nonce)
 	case Pong:
 		e.u64(m.Nonce)
+	case Redeem:
+		e.b = append(e.b, m.Secret[:]...)
+	case RedeemReply:
+		e.str(m.Reason)
+		e.uvarint(uint64(len(m.Chain)))
+		for _, c := range m.Chain {
+			e.str(c)
+		}
+		e.uvarint(uint64(len(m.Revocations)))
+		for _, r := range m.Revocations {
+			e.str(r)
+		}
+		e.uvarint(uint64(len(m.Records)))
+		for _, r := range m.Records {
+			e.str(r.Msg)
+			e.str(r.Sig)
+			e.str(r.Key)
+		}
 	}
 	if e.err != nil {
 		return b, e.err
@@ -216,7 +281,31 @@ func (e *encoder) fail(r Reason, field, format string, args ...any) *Error {
 // check refuses what Decode would refuse, before anything is written.
 func (e *encoder) check(m core.Msg) *Error {
 	switch m := m.(type) {
-	case core.SyncReq, Ping, Pong:
+	case core.SyncReq, Ping, Pong, Redeem:
+	case RedeemReply:
+		switch {
+		case len(m.Reason) > MaxReasonLen || !utf8.ValidString(m.Reason):
+			return e.fail(ReasonTooLong, "reason", "%d bytes (limit %d) or not UTF-8", len(m.Reason), MaxReasonLen)
+		case len(m.Chain) > MaxChain:
+			return e.fail(ReasonTooMany, "chain", "%d, limit %d", len(m.Chain), MaxChain)
+		case len(m.Revocations) > MaxRevocations:
+			return e.fail(ReasonTooMany, "revocations", "%d, limit %d", len(m.Revocations), MaxRevocations)
+		case len(m.Records) > MaxRecords:
+			return e.fail(ReasonTooMany, "records", "%d, limit %d", len(m.Records), MaxRecords)
+		}
+		for i, c := range append(slices.Clone(m.Chain), m.Revocations...) {
+			if len(c) > MaxCertLen {
+				return e.fail(ReasonTooLong, "certs["+strconv.Itoa(i)+"]", "%d bytes, limit %d", len(c), MaxCertLen)
+			}
+			if !utf8.ValidString(c) {
+				return e.fail(ReasonBadUTF8, "certs["+strconv.Itoa(i)+"]", "not UTF-8")
+			}
+		}
+		for i, r := range m.Records {
+			if len(r.Msg) > MaxRecordLen || len(r.Sig) > MaxSigLen || len(r.Key) > MaxKeyLen {
+				return e.fail(ReasonTooLong, "records["+strconv.Itoa(i)+"]", "a field is over its limit")
+			}
+		}
 	case core.Digest:
 		if len(m.Items) > MaxDigestItems {
 			return e.fail(ReasonTooMany, "items", "%d, limit %d", len(m.Items), MaxDigestItems)
@@ -418,6 +507,35 @@ func (d *decoder) msg() core.Msg {
 		return Ping{Nonce: d.u64("nonce")}
 	case TypePong:
 		return Pong{Nonce: d.u64("nonce")}
+	case TypeRedeem:
+		var m Redeem
+		if d.need("secret", 16) {
+			copy(m.Secret[:], d.b[d.off:])
+			d.off += 16
+		}
+		return m
+	case TypeRedeemReply:
+		m := RedeemReply{Reason: d.str("reason", MaxReasonLen, true)}
+		n := d.count("chain", MaxChain, 1)
+		for range n {
+			m.Chain = append(m.Chain, d.str("chain", MaxCertLen, true))
+		}
+		n = d.count("revocations", MaxRevocations, 1)
+		for range n {
+			m.Revocations = append(m.Revocations, d.str("revocations", MaxCertLen, true))
+		}
+		n = d.count("records", MaxRecords, minRecord)
+		for range n {
+			m.Records = append(m.Records, announce.Signed{
+				Msg: d.str("msg", MaxRecordLen, false),
+				Sig: d.str("sig", MaxSigLen, false),
+				Key: d.str("key", MaxKeyLen, false),
+			})
+		}
+		if d.err != nil {
+			return nil
+		}
+		return m
 	}
 	d.fail(ReasonType, "type", 1, "unknown message type %d", d.typ)
 	return nil

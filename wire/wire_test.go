@@ -55,6 +55,9 @@ func samples(t testing.TB) []core.Msg {
 		wire.Ping{},
 		wire.Ping{Nonce: 42},
 		wire.Pong{Nonce: math.MaxUint64},
+		wire.Redeem{Secret: [16]byte{1, 2, 3, 15: 0xff}},
+		wire.RedeemReply{Reason: "used"},
+		wire.RedeemReply{Chain: []string{"gvc1-a", "gvc1-b"}, Revocations: []string{"gvr1-x"}, Records: []announce.Signed{rec}},
 	}
 }
 
