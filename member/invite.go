@@ -36,10 +36,10 @@ const (
 // the inviter and check its key, to recognise the grid, and to prove to
 // the inviter that it holds the code.
 type Invite struct {
-	GridPrefix [gridPrefixSize]byte // the first bytes of the founder's public key
-	Inviter    announce.NodeID      // the member who made the invite; its endpoint must prove this key
-	Addr       string               // host:port of the inviter's gossip endpoint
-	Secret     [secretSize]byte     // presented to the inviter when joining
+	GridPrefix [10]byte        // the first bytes of the founder's public key
+	Inviter    announce.NodeID // the member who made the invite; its endpoint must prove this key
+	Addr       string          // host:port of the inviter's gossip endpoint
+	Secret     [16]byte        // presented to the inviter when joining
 }
 
 // NewInvite makes an invite for grid by the member inviter, reachable at
@@ -73,20 +73,20 @@ func (inv Invite) ID() string { return SecretID(inv.Secret) }
 // SecretID is the ID of the invite with this secret: 16 characters of
 // base32 of a hash of the secret. An inviter finds the pending invite a
 // presented secret redeems by it.
-func SecretID(secret [secretSize]byte) string {
+func SecretID(secret [16]byte) string {
 	h := sha256.Sum256(append([]byte(secretIDDomain), secret[:]...))
 	return announce.EncodeBase32(h[:10])
 }
 
 // HashSecret is what the inviter stores to check a secret later; the
 // secret itself need not be kept.
-func HashSecret(secret [secretSize]byte) [sha256.Size]byte {
+func HashSecret(secret [16]byte) [32]byte {
 	return sha256.Sum256(append([]byte(secretHashDomain), secret[:]...))
 }
 
 // SecretMatches reports whether secret is the one hash was made from, in
 // time independent of where they differ.
-func SecretMatches(hash [sha256.Size]byte, secret [secretSize]byte) bool {
+func SecretMatches(hash [32]byte, secret [16]byte) bool {
 	h := HashSecret(secret)
 	return subtle.ConstantTimeCompare(h[:], hash[:]) == 1
 }

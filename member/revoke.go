@@ -1,6 +1,7 @@
 package member
 
 import (
+	"crypto/ed25519"
 	"encoding/binary"
 	"slices"
 
@@ -30,7 +31,7 @@ type Revocation struct {
 	Issuer  announce.NodeID
 	Serial  uint64
 	Subject announce.NodeID
-	Sig     [sigSize]byte // ed25519 by Issuer; see the package doc
+	Sig     [ed25519.SignatureSize]byte // ed25519 by Issuer; see the package doc
 }
 
 // Revoke signs the revocation of c. The key must be c's issuer's.
