@@ -26,6 +26,9 @@ type Signed struct {
 const (
 	FieldLocators  = "grapevine-locators"  // list of gv:// locators of the node's gossip endpoint
 	FieldWithdrawn = "grapevine-withdrawn" // true: the service has left the grid
+	// FieldMembership: the publisher's certificate chain in a closed grid,
+	// founder first (package member).
+	FieldMembership = "grapevine-membership"
 )
 
 // Announcement is a verified, parsed announcement.

@@ -432,6 +432,9 @@ func (n *Node) admitOwn(s announce.Signed) {
 		return
 	}
 	n.applyAdmitted(res, n.id)
+	if res.Outcome.Changed() {
+		n.learnMembership(a)
+	}
 }
 
 func (n *Node) setServices(svcs []announce.Template) {

@@ -27,6 +27,7 @@ import (
 	"grapevine/nodedir"
 	"grapevine/peerbook"
 	"grapevine/transport"
+	"grapevine/wire"
 )
 
 // Files the daemon keeps in the node directory.
@@ -68,6 +69,23 @@ type Daemon struct {
 	locators []string
 	status   string
 	queries  chan func(*core.Node)
+
+	templates []announce.Template // from the configuration
+	policy    *policy             // nil: an open grid
+	invites   *inviteStore
+	ownRevs   []string // revocations this node signed
+}
+
+// services is what the node announces: its configured services and, in a
+// closed grid, the revocations it signed.
+func (d *Daemon) services() []announce.Template {
+	out := slices.Clone(d.templates)
+	if d.policy != nil {
+		if t, ok := revocationTemplate(d.ownRevs, d.dir.Config.Nickname, d.locators); ok {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // Locators returns the node's gv:// locators.
@@ -174,7 +192,18 @@ func Run(ctx context.Context, opt Options) (err error) {
 		return err
 	}
 	rng := rand.New(rand.NewChaCha8(seed))
-	d.node, err = core.New(d.cfg, core.Identity{Key: dir.Key, Services: cfgCopy.Templates(dir.ID()), Bootstrap: boot}, st, rng)
+	d.templates = cfgCopy.Templates(dir.ID())
+	if dir.Config.Grid != "" {
+		if d.policy, err = loadPolicy(opt.Dir, announce.NodeID(dir.Config.Grid)); err != nil {
+			return err
+		}
+		d.cfg.Membership = d.policy
+		d.ownRevs = ownRevocations(dir.ID(), d.policy.set)
+		if d.invites, err = loadInvites(opt.Dir); err != nil {
+			return err
+		}
+	}
+	d.node, err = core.New(d.cfg, core.Identity{Key: dir.Key, Services: d.services(), Bootstrap: boot}, st, rng)
 	if err != nil {
 		return fmt.Errorf("%s: %w", filepath.Join(opt.Dir, BookFile), err)
 	}
@@ -269,6 +298,12 @@ func (d *Daemon) apply(ins ...core.Input) ([]core.Event, error) {
 	readies := make([]core.Ready, 0, len(ins))
 	var merged core.Ready
 	for _, in := range ins {
+		if r, ok := in.(core.Received); ok {
+			if m, ok := r.Msg.(wire.Redeem); ok {
+				d.tr.Send(r.From, d.redeem(r.From, m.Secret))
+				continue
+			}
+		}
 		d.node.Step(d.opt.Now(), in)
 		r := d.node.Ready()
 		merged.Counter = max(merged.Counter, r.Counter)
@@ -276,6 +311,9 @@ func (d *Daemon) apply(ins ...core.Input) ([]core.Event, error) {
 		readies = append(readies, r)
 	}
 	if err := persist(d.dir, d.book, d.node, merged); err != nil {
+		return nil, err
+	}
+	if err := d.policy.save(d.opt.Dir); err != nil {
 		return nil, err
 	}
 	var events []core.Event

@@ -47,6 +47,13 @@ func Import(ctx context.Context, dir string, recs []announce.Signed, now time.Ti
 	if err != nil {
 		return nil, err
 	}
+	var pol *policy
+	if nd.Config.Grid != "" {
+		if pol, err = loadPolicy(dir, announce.NodeID(nd.Config.Grid)); err != nil {
+			return nil, err
+		}
+		cfg.Membership = pol
+	}
 	book, err := peerbook.OpenSQLite(filepath.Join(dir, BookFile))
 	if err != nil {
 		return nil, err
@@ -66,6 +73,9 @@ func Import(ctx context.Context, dir string, recs []announce.Signed, now time.Ti
 	n.Step(now, core.Import{Recs: recs})
 	r := n.Ready()
 	if err := persist(nd, book, n, r); err != nil {
+		return nil, err
+	}
+	if err := pol.save(dir); err != nil {
 		return nil, err
 	}
 	return r.Events, nil

@@ -106,6 +106,7 @@ func (d *Daemon) handler() http.Handler {
 		enc.SetIndent("", "  ")
 		enc.Encode(st)
 	})
+	d.membershipHandlers(mux)
 	mux.HandleFunc("POST /v1/import", func(w http.ResponseWriter, r *http.Request) {
 		var recs []announce.Signed
 		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<20)).Decode(&recs); err != nil {

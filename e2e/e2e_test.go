@@ -19,7 +19,6 @@ import (
 
 // Short protocol settings: W 6 s, refresh 3 s, H 20 s, T 40 s.
 const rules = `
-status: "127.0.0.1:0"
 rules:
   preset: test
   refresh_interval: 3s

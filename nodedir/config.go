@@ -45,6 +45,14 @@ type Config struct {
 	Status string `yaml:"status,omitempty"`
 	// Rules overrides the protocol's defaults.
 	Rules Rules `yaml:"rules,omitempty"`
+	// Grid is the founder's node ID of a closed grid: only members'
+	// records are held. Empty: an open grid.
+	Grid string `yaml:"grid,omitempty"`
+	// Membership is this node's certificate chain (gvc1-...), founder
+	// first; empty for the founder.
+	Membership []string `yaml:"membership,omitempty"`
+	// Role is "relay" for a grid-control-only node (informational).
+	Role string `yaml:"role,omitempty"`
 }
 
 // ServiceConfig is one announced service. For "storage", FURL becomes
@@ -180,6 +188,21 @@ func (c *Config) validate() error {
 			return bad(fmt.Sprintf("bootstrap[%d]", i), "%v", err)
 		}
 	}
+	if c.Grid != "" {
+		if _, err := announce.ParseNodeID(c.Grid); err != nil {
+			return bad("grid", "%v", err)
+		}
+	} else if len(c.Membership) > 0 {
+		return bad("membership", "a certificate chain needs a grid")
+	}
+	if len(c.Membership) > 16 {
+		return bad("membership", "%d certificates, limit 16", len(c.Membership))
+	}
+	switch c.Role {
+	case "", "relay":
+	default:
+		return bad("role", "%q: want relay or nothing", c.Role)
+	}
 	if c.Status != "" {
 		if err := announce.CheckHostPort(c.Status, true); err != nil {
 			return bad("status", "%v", err)
@@ -250,6 +273,13 @@ func (c *Config) Templates(id announce.NodeID) []announce.Template {
 		if s.FURL != "" {
 			svc.Fields = append(svc.Fields, announce.Member{Key: "anonymous-" + s.Name + "-FURL", Value: announce.Str(s.FURL)})
 		}
+		if len(c.Membership) > 0 {
+			items := make([]announce.Value, len(c.Membership))
+			for i, m := range c.Membership {
+				items[i] = announce.Str(m)
+			}
+			svc.Fields = append(svc.Fields, announce.Member{Key: announce.FieldMembership, Value: announce.List(items...)})
+		}
 		out = append(out, announce.Template{Nickname: c.Nickname, Service: svc, Locators: c.Locators(id)})
 	}
 	return out
@@ -308,6 +338,13 @@ func (c *Config) Encode() []byte {
 	fmt.Fprintf(&b, "\n# gv://v0-KEY@HOST:PORT locators of nodes to dial at start.\nbootstrap:%s\n", list(c.Bootstrap))
 	if c.Status != "" {
 		fmt.Fprintf(&b, "\n# host:port of the local status page and JSON API.\nstatus: %s\n", q(c.Status))
+	}
+	if c.Role != "" {
+		fmt.Fprintf(&b, "\n# relay: a grid-control-only node.\nrole: %s\n", q(c.Role))
+	}
+	if c.Grid != "" {
+		fmt.Fprintf(&b, "\n# The grid: its founder's node ID. Only members' records are held.\ngrid: %s\n", q(c.Grid))
+		fmt.Fprintf(&b, "\n# This node's certificate chain, founder first (empty for the founder).\nmembership:%s\n", list(c.Membership))
 	}
 	if c.Rules != (Rules{}) {
 		r, _ := yaml.Marshal(struct {

@@ -321,3 +321,19 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// SaveConfig validates c and replaces grapevine.yaml with it atomically.
+func (n *Node) SaveConfig(c *Config) error {
+	if err := c.validate(); err != nil {
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			ce.File = filepath.Join(n.Dir, ConfigFile)
+		}
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(n.Dir, ConfigFile), c.Encode(), 0o644); err != nil {
+		return err
+	}
+	n.Config = c
+	return nil
+}

@@ -14,43 +14,54 @@ import (
 func init() {
 	register(&command{
 		name:    "create-node",
-		args:    "[--nickname N] [--service NAME=URL ...] [--listen HOST:PORT] [--location HOST:PORT ...] [--bootstrap LOCATOR ...] [--status HOST:PORT] DIR",
+		args:    "[--nickname N] [--service NAME=URL ...] [--listen HOST:PORT] [--location HOST:PORT ...] [--bootstrap LOCATOR ...] [--status HOST:PORT] [--found-grid | --relay] DIR",
 		summary: "Create a node directory: key pair, configuration, announcement counter.",
 		run:     runCreateNode,
 	})
 }
 
-func runCreateNode(env *Env, args []string) int {
-	c := commands["create-node"]
-	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	nickname := fs.String("nickname", "", "nickname shown to other operators")
-	listen := fs.String("listen", nodedir.DefaultListen, "host:port the gossip endpoint listens on")
-	status := fs.String("status", "", "host:port of the local status page and JSON API (default: off)")
-	var services, locations, bootstrap listFlag
-	fs.Var(&services, "service", "announce a service: NAME=URL, e.g. storage=pb://... (a URL with #v= is a NURL; repeatable)")
-	fs.Var(&locations, "location", "host:port others dial to reach this node (repeatable; default: the listen address if it names a host)")
-	fs.Var(&bootstrap, "bootstrap", "gv://v0-KEY@HOST:PORT locator of a node to dial at start (repeatable)")
-	pos, code, ok := parseFlags(env, c, fs, args)
-	if !ok {
-		return code
+// nodeFlags are the configuration flags create-node and join share.
+type nodeFlags struct {
+	nickname, listen, status     *string
+	services, locations, bootstr listFlag
+	relay                        *bool
+}
+
+func addNodeFlags(fs *flag.FlagSet) *nodeFlags {
+	f := &nodeFlags{
+		nickname: fs.String("nickname", "", "nickname shown to other operators"),
+		listen:   fs.String("listen", nodedir.DefaultListen, "host:port the gossip endpoint listens on"),
+		status:   fs.String("status", "127.0.0.1:0", "host:port of the local status endpoint; the chosen address is written to DIR/run/status; \"\" turns it off"),
+		relay:    fs.Bool("relay", false, "a relay: a grid-control-only node that announces no service and connects to servers"),
 	}
-	if len(pos) != 1 {
-		return usageError(env, c, "want exactly one DIR, got %d arguments", len(pos))
+	fs.Var(&f.services, "service", "announce a service: NAME=URL, e.g. storage=pb://... (a URL with #v= is a NURL; repeatable)")
+	fs.Var(&f.locations, "location", "host:port others dial to reach this node (repeatable; default: the listen address if it names a host)")
+	fs.Var(&f.bootstr, "bootstrap", "gv://v0-KEY@HOST:PORT locator of a node to dial at start (repeatable)")
+	return f
+}
+
+// config builds the configuration, or says what is wrong with the flags.
+func (f *nodeFlags) config() (nodedir.Config, error) {
+	cfg := nodedir.Config{Nickname: *f.nickname, Listen: *f.listen, Location: f.locations, Bootstrap: f.bootstr, Status: *f.status}
+	if *f.relay {
+		if len(f.services) > 0 {
+			return cfg, fmt.Errorf("--relay announces no service; drop --service")
+		}
+		cfg.Role = "relay"
 	}
-	cfg := nodedir.Config{Nickname: *nickname, Listen: *listen, Location: locations, Bootstrap: bootstrap, Status: *status}
 	if len(cfg.Location) == 0 {
 		loc, ok := nodedir.DefaultLocation(cfg.Listen)
 		if !ok && !portZero(cfg.Listen) {
-			return usageError(env, c, "--listen %s does not say how others reach this node: give --location HOST:PORT", cfg.Listen)
+			return cfg, fmt.Errorf("--listen %s does not say how others reach this node: give --location HOST:PORT", cfg.Listen)
 		}
 		if ok {
 			cfg.Location = []string{loc}
 		}
 	}
-	for _, s := range services {
+	for _, s := range f.services {
 		name, url, ok := strings.Cut(s, "=")
 		if !ok || name == "" || url == "" {
-			return usageError(env, c, "--service %q: want NAME=URL", s)
+			return cfg, fmt.Errorf("--service %q: want NAME=URL", s)
 		}
 		var svc *nodedir.ServiceConfig
 		for i := range cfg.Services {
@@ -66,16 +77,49 @@ func runCreateNode(env *Env, args []string) int {
 		case strings.Contains(url, "#v="):
 			svc.NURLs = append(svc.NURLs, url)
 		case svc.FURL != "":
-			return usageError(env, c, "--service %s: two FURLs for one service", name)
+			return cfg, fmt.Errorf("--service %s: two FURLs for one service", name)
 		default:
 			svc.FURL = url
 		}
+	}
+	return cfg, nil
+}
+
+func runCreateNode(env *Env, args []string) int {
+	c := commands["create-node"]
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	nf := addNodeFlags(fs)
+	found := fs.Bool("found-grid", false, "found a closed grid: this node's ID becomes the grid ID, and only members it (or its members) invite are admitted")
+	pos, code, ok := parseFlags(env, c, fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 1 {
+		return usageError(env, c, "want exactly one DIR, got %d arguments", len(pos))
+	}
+	cfg, err := nf.config()
+	if err != nil {
+		return usageError(env, c, "%v", err)
 	}
 	n, err := nodedir.Create(pos[0], nodedir.Options{Config: cfg})
 	if err != nil {
 		return fail(env, c, err)
 	}
+	if *found {
+		cfg.Grid = string(n.ID())
+		if err := n.SaveConfig(&cfg); err != nil {
+			return fail(env, c, err)
+		}
+	}
 	fmt.Fprintf(env.Stdout, "Created node %s in %s\n", n.ID(), n.Dir)
+	if *found {
+		fmt.Fprintf(env.Stdout, "Founded grid %s; invite others with 'grapevine invite %s' while it runs\n", n.ID(), n.Dir)
+	}
+	printLocators(env, n)
+	return exitOK
+}
+
+func printLocators(env *Env, n *nodedir.Node) {
 	for _, l := range n.Config.Locators(n.ID()) {
 		fmt.Fprintf(env.Stdout, "Locator: %s\n", l)
 	}
@@ -83,7 +127,6 @@ func runCreateNode(env *Env, args []string) int {
 		fmt.Fprintf(env.Stdout, "Locator: chosen when the node runs (listen port 0); see %s\n",
 			filepath.Join(n.Dir, daemon.RunDir, daemon.LocatorsFile))
 	}
-	return exitOK
 }
 
 // portZero: a listen address on a named host whose port the system picks;

@@ -3,12 +3,14 @@ package cli
 import (
 	"context"
 	"flag"
+	"fmt"
 	"log/slog"
 	"os/signal"
 	"strings"
 	"syscall"
 
 	"grapevine/daemon"
+	"grapevine/member"
 )
 
 func init() {
@@ -25,8 +27,7 @@ func runRun(env *Env, args []string) int {
 	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
 	var boot listFlag
 	fs.Var(&boot, "bootstrap", "a gv:// locator to dial at start, besides the configuration's (repeatable)")
-	format := fs.String("log-format", "text", "log format: text or json")
-	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	lf := addLogFlags(fs)
 	pos, code, ok := parseFlags(env, c, fs, args)
 	if !ok {
 		return code
@@ -34,24 +35,50 @@ func runRun(env *Env, args []string) int {
 	if len(pos) != 1 {
 		return usageError(env, c, "want exactly one DIR, got %d arguments", len(pos))
 	}
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(*level)); err != nil {
-		return usageError(env, c, "--log-level %q: want debug, info, warn or error", *level)
-	}
-	hopts := &slog.HandlerOptions{Level: lv}
-	var h slog.Handler
-	switch strings.ToLower(*format) {
-	case "text":
-		h = slog.NewTextHandler(env.Stderr, hopts)
-	case "json":
-		h = slog.NewJSONHandler(env.Stderr, hopts)
-	default:
-		return usageError(env, c, "--log-format %q: want text or json", *format)
+	log, err := lf.logger(env)
+	if err != nil {
+		return usageError(env, c, "%v", err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := daemon.Run(ctx, daemon.Options{Dir: pos[0], Bootstrap: boot, Logger: slog.New(h)}); err != nil {
+	if err := daemon.Run(ctx, daemon.Options{Dir: pos[0], Bootstrap: boot, Logger: log}); err != nil {
 		return fail(env, c, err)
 	}
 	return exitOK
+}
+
+type logFlags struct{ format, level *string }
+
+func addLogFlags(fs *flag.FlagSet) *logFlags {
+	return &logFlags{
+		format: fs.String("log-format", "text", "log format: text or json"),
+		level:  fs.String("log-level", "info", "log level: debug, info, warn or error"),
+	}
+}
+
+func (f *logFlags) logger(env *Env) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*f.level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", *f.level)
+	}
+	hopts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(*f.format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(env.Stderr, hopts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(env.Stderr, hopts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", *f.format)
+}
+
+// lastIssuer names who signed the last certificate of a chain.
+func lastIssuer(chain []string) string {
+	if len(chain) == 0 {
+		return "nobody: the founder"
+	}
+	ch, err := member.ParseChain(chain)
+	if err != nil || len(ch) == 0 {
+		return "?"
+	}
+	return string(ch[len(ch)-1].Issuer)
 }

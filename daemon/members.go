@@ -1,0 +1,158 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sort"
+	"time"
+
+	"grapevine/announce"
+	"grapevine/core"
+	"grapevine/member"
+	"grapevine/nodedir"
+	"grapevine/records"
+)
+
+// Members is the JSON document at /v1/members: who invited whom, as the
+// certificate chains in held records show it.
+type Members struct {
+	Grid    string       `json:"grid"`
+	Invites []MemberEdge `json:"invites"` // issuer -> subject, in chain order
+}
+
+// MemberEdge is one certificate: Issuer invited Subject.
+type MemberEdge struct {
+	Issuer   string   `json:"issuer"`
+	Subject  string   `json:"subject"`
+	Services []string `json:"services,omitempty"` // the subject's held records
+	Revoked  bool     `json:"revoked"`
+}
+
+func (d *Daemon) members(n *core.Node) Members {
+	out := Members{Grid: string(d.policy.grid)}
+	seen := map[[2]string]int{}
+	add := func(chain []string, services []string) {
+		ch, err := member.ParseChain(chain)
+		if err != nil {
+			return
+		}
+		for i, c := range ch {
+			k := [2]string{string(c.Issuer), string(c.Subject)}
+			j, ok := seen[k]
+			if !ok {
+				j = len(out.Invites)
+				seen[k] = j
+				out.Invites = append(out.Invites, MemberEdge{Issuer: k[0], Subject: k[1], Revoked: d.policy.set.Revoked(c.Issuer, c.Serial)})
+			}
+			if i == len(ch)-1 {
+				out.Invites[j].Services = append(out.Invites[j].Services, services...)
+			}
+		}
+	}
+	add(d.dir.Config.Membership, nil)
+	for _, s := range n.Servers() {
+		if len(s.Services) == 0 {
+			continue
+		}
+		for _, svc := range s.Services {
+			if a, ok := n.Record(recordKey(svc, s.ID)); ok {
+				if chain, ok := chainOf(a); ok {
+					add(chain, []string{svc})
+					break
+				}
+			}
+		}
+	}
+	for _, inv := range d.invites.invites {
+		for _, m := range inv.Members {
+			c, err := member.ParseCert(m.Cert)
+			if err == nil {
+				add(append(append([]string(nil), d.dir.Config.Membership...), c.String()), nil)
+			}
+		}
+	}
+	for i := range out.Invites {
+		sort.Strings(out.Invites[i].Services)
+	}
+	return out
+}
+
+func (d *Daemon) membershipHandlers(mux *http.ServeMux) {
+	closed := func(w http.ResponseWriter) bool {
+		if d.policy == nil {
+			http.Error(w, "open grid: this node has no grid in grapevine.yaml", http.StatusConflict)
+			return false
+		}
+		return true
+	}
+	mux.HandleFunc("GET /v1/members", func(w http.ResponseWriter, r *http.Request) {
+		if !closed(w) {
+			return
+		}
+		var m Members
+		d.onLoop(w, r, func(n *core.Node) (any, error) { m = d.members(n); return m, nil })
+	})
+	mux.HandleFunc("POST /v1/invites", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Uses    int    `json:"uses"`
+			Expires string `json:"expires"`
+		}
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
+			http.Error(w, "want {\"uses\": N, \"expires\": \"7d\"}: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		valid, err := nodedir.ParseDuration(req.Expires)
+		if err != nil {
+			http.Error(w, "expires: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		d.onLoop(w, r, func(*core.Node) (any, error) {
+			code, inv, err := d.newInvite(req.Uses, valid)
+			return map[string]any{"code": code, "id": inv.ID, "uses": inv.Uses, "expires": inv.Expires}, err
+		})
+	})
+	mux.HandleFunc("POST /v1/revoke", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Member string `json:"member"`
+		}
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
+			http.Error(w, "want {\"member\": \"v0-...\"}: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		id, err := announce.ParseNodeID(req.Member)
+		if err != nil {
+			http.Error(w, "member: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		d.onLoop(w, r, func(*core.Node) (any, error) {
+			revs, err := d.revoke(id)
+			return map[string]any{"revocations": revs}, err
+		})
+	})
+}
+
+// onLoop runs f on the loop goroutine and writes its result as JSON, or
+// its error as 400.
+func (d *Daemon) onLoop(w http.ResponseWriter, r *http.Request, f func(*core.Node) (any, error)) {
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	var v any
+	var err error
+	if !d.Query(ctx, func(n *core.Node) { v, err = f(n) }) {
+		http.Error(w, "node is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func recordKey(service string, id announce.NodeID) records.Key {
+	return records.Key{Service: service, ID: id}
+}

@@ -1,0 +1,69 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"grapevine/daemon"
+)
+
+func init() {
+	register(&command{
+		name:    "members",
+		args:    "DIR",
+		summary: "Show who invited whom in the grid, as the running node in DIR knows it.",
+		run:     runMembers,
+	})
+}
+
+func runMembers(env *Env, args []string) int {
+	c := commands["members"]
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	pos, code, ok := parseFlags(env, c, fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 1 {
+		return usageError(env, c, "want exactly one DIR, got %d arguments", len(pos))
+	}
+	var m daemon.Members
+	if err := callNode(pos[0], "GET", "/v1/members", nil, &m); err != nil {
+		return fail(env, c, err)
+	}
+	printTree(env.Stdout, m)
+	return exitOK
+}
+
+// printTree prints the invitation tree from the founder down.
+func printTree(w io.Writer, m daemon.Members) {
+	kids := map[string][]daemon.MemberEdge{}
+	for _, e := range m.Invites {
+		kids[e.Issuer] = append(kids[e.Issuer], e)
+	}
+	for k := range kids {
+		sort.Slice(kids[k], func(i, j int) bool { return kids[k][i].Subject < kids[k][j].Subject })
+	}
+	fmt.Fprintf(w, "%s (founder)\n", m.Grid)
+	var walk func(id string, depth int, seen map[string]bool)
+	walk = func(id string, depth int, seen map[string]bool) {
+		if seen[id] {
+			return
+		}
+		seen[id] = true
+		for _, e := range kids[id] {
+			note := ""
+			if len(e.Services) > 0 {
+				note = " [" + strings.Join(e.Services, ", ") + "]"
+			}
+			if e.Revoked {
+				note += " REVOKED"
+			}
+			fmt.Fprintf(w, "%s└ %s%s\n", strings.Repeat("  ", depth), e.Subject, note)
+			walk(e.Subject, depth+1, seen)
+		}
+	}
+	walk(m.Grid, 0, map[string]bool{})
+}
