@@ -91,6 +91,24 @@ func TestClosedGrid(t *testing.T) {
 		return err == nil && ok && len(s.Services) == 1, fmt.Sprintf("%+v %v", s, err)
 	})
 
+	// One command: join and run.
+	fourthDir := filepath.Join(root, "fourth")
+	cmd := exec.Command(bin, "join", "--listen", "127.0.0.1:0", invite(t, founderDir), fourthDir)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	fourth := &proc{t: t, name: "fourth", dir: fourthDir, cmd: cmd}
+	waitFor(t, 30*time.Second, "the joined node to run and connect to its inviter", func() (bool, string) {
+		b, err := os.ReadFile(filepath.Join(fourthDir, "run", "status"))
+		if err != nil {
+			return false, err.Error()
+		}
+		fourth.status = strings.TrimSpace(string(b))
+		s, _, err := fourth.server(founder.id())
+		return err == nil && s.Connected, fmt.Sprintf("%+v %v", s, err)
+	})
+
 	// Refused codes, each with its reason, and no directory left behind.
 	expiring := invite(t, founderDir, "--expires", "1s")
 	made := time.Now()
