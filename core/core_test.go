@@ -284,3 +284,31 @@ func TestImport(t *testing.T) {
 		t.Fatal("imported record still relayed after the first-sight window")
 	}
 }
+
+// The operator's forget leaves a tombstone that refuses the same record,
+// and a newer seqnum from the server is accepted again.
+func TestOperatorForget(t *testing.T) {
+	n := newNode(t, "op", core.TestConfig())
+	key := sim.KeyFor("gone", 7)
+	rec := func(seq int64) announce.Signed {
+		return announce.Sign(key, announce.Build(key, announce.Template{Service: announce.Service{Name: "storage"}}, seq))
+	}
+	n.Step(t0, core.Forget{ID: key.ID()})
+	if !hasEvent(n.Ready().Events, core.EvRejected, "forget-unknown") {
+		t.Fatal("forgetting an unknown server was not refused with a reason")
+	}
+	n.Step(t0, core.Import{Recs: []announce.Signed{rec(4)}})
+	n.Step(t0, core.Forget{ID: key.ID()})
+	r := n.Ready()
+	if n.Holds(key.ID()) || !hasEvent(r.Events, core.EvForgot, "operator") || !r.StateChanged {
+		t.Fatalf("not forgotten: %v", r.Events)
+	}
+	n.Step(t0, core.Import{Recs: []announce.Signed{rec(4)}})
+	if n.Holds(key.ID()) {
+		t.Fatal("the forgotten record was taken back")
+	}
+	n.Step(t0, core.Import{Recs: []announce.Signed{rec(5)}})
+	if !n.Holds(key.ID()) {
+		t.Fatal("a newer seqnum was refused after an operator forget")
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"grapevine/announce"
 	"grapevine/records"
 )
 
@@ -103,6 +104,29 @@ func (n *Node) forget() {
 			Facts: facts("gone_for", gone, "horizon", n.cfg.ForgetHorizon, "connected_servers", c, "quorum", q, "failures", p.Failures, "seqnum", seq)})
 		n.ready.StateChanged = true
 		n.gcPeer(p.ID)
+	}
+}
+
+// forgetNow forgets id at the operator's request.
+func (n *Node) forgetNow(id announce.NodeID) {
+	p, ok := n.peers[id]
+	if !ok || id == n.id || p.records == 0 {
+		n.emit(Event{Kind: EvRejected, Peer: id, Reason: "forget-unknown", Facts: facts("why", "no records held of it")})
+		return
+	}
+	var seq int64
+	for _, a := range n.recordsOf(id) {
+		seq = max(seq, a.Seqnum)
+		k := records.Key{Service: a.ServiceName, ID: a.ID}
+		n.dropMeta(k)
+		n.store.Forget(k, "operator")
+		n.tombs[k] = &tombMeta{atE: n.elapsed, atWall: n.wall, hash: hashOf(a.Signed)}
+	}
+	n.trimTombstones()
+	n.emit(Event{Kind: EvForgot, Peer: id, Reason: "operator", Facts: facts("connected", p.connected, "seqnum", seq)})
+	n.ready.StateChanged = true
+	if !p.connected {
+		n.gcPeer(id)
 	}
 }
 

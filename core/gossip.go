@@ -19,6 +19,7 @@ func (n *Node) send(to announce.NodeID, m Msg) {
 }
 
 func (n *Node) sendSyncReq(l *link) {
+	n.syncRounds++
 	l.lastSyncE = n.elapsed
 	n.send(l.id, SyncReq{Epoch: l.theirEpoch, Cursor: l.cursor})
 }
@@ -109,6 +110,7 @@ func (n *Node) onReceived(from announce.NodeID, m Msg) {
 	}
 	p := n.peers[from]
 	p.BytesIn += uint64(m.Size())
+	p.lastRecvE, p.lastRecvWall = n.elapsed, n.wall
 	switch m := m.(type) {
 	case SyncReq:
 		cursor := m.Cursor

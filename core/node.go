@@ -66,6 +66,13 @@ type SetServices struct {
 // withdrawals.
 type Leave struct{}
 
+// Forget: the operator forgets a server now (reason "operator"), with
+// tombstones that refuse its current records; a newer seqnum from it is
+// accepted again.
+type Forget struct {
+	ID announce.NodeID
+}
+
 // Import: records brought in by the operator (from a file, another node's
 // export). Each is verified and admitted as if fetched from a neighbour,
 // with no source and no rate limit; a server first heard of this way is a
@@ -83,6 +90,7 @@ func (RTTSample) isInput()    {}
 func (SetServices) isInput()  {}
 func (Leave) isInput()        {}
 func (Import) isInput()       {}
+func (Forget) isInput()       {}
 
 // Envelope is a message to send.
 type Envelope struct {
@@ -160,6 +168,8 @@ type link struct {
 // Node is the protocol state machine. It is single-threaded and does no
 // I/O: Step applies an input at a local time, Ready returns what to do.
 type Node struct {
+	syncRounds uint64
+
 	cfg  Config
 	key  announce.PrivateKey
 	id   announce.NodeID
@@ -287,6 +297,8 @@ func (n *Node) Step(now time.Time, in Input) {
 		for _, r := range in.Recs {
 			n.admit(r, "")
 		}
+	case Forget:
+		n.forgetNow(in.ID)
 	}
 	n.pushDigests()
 	n.scheduleDials()

@@ -63,7 +63,9 @@ type peer struct {
 	freshWall      time.Time
 	records        int // held records of this ID
 	bootstrap      bool
-	deferred       string // last R4 deferral reason reported
+	deferred       string        // last R4 deferral reason reported
+	lastRecvE      time.Duration // last message from it in this run; 0 with lastRecvWall zero: none
+	lastRecvWall   time.Time
 }
 
 func newPeer(id announce.NodeID, e time.Duration, wall time.Time) *peer {

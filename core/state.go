@@ -123,6 +123,11 @@ type ServerInfo struct {
 	Live           bool // R1: its records are passed on
 	FreshAgo       time.Duration
 	Fresh          bool
+	// LastReceivedAgo: since the last message from it in this run;
+	// Received false if none.
+	LastReceivedAgo time.Duration
+	Received        bool
+	LastReceived    time.Time // the local clock then
 }
 
 // Servers returns every known peer, ordered by ID.
@@ -151,6 +156,9 @@ func (n *Node) info(p *peer) ServerInfo {
 	}
 	if p.nextDialE > n.elapsed {
 		si.NextDialIn = p.nextDialE - n.elapsed
+	}
+	if !p.lastRecvWall.IsZero() {
+		si.Received, si.LastReceivedAgo, si.LastReceived = true, n.elapsed-p.lastRecvE, p.lastRecvWall
 	}
 	for _, a := range n.recordsOf(p.ID) {
 		si.Services = append(si.Services, a.ServiceName)
@@ -187,6 +195,9 @@ func (n *Node) RecordCount() int { return n.store.Len() }
 
 // TombstoneCount returns the number of tombstones.
 func (n *Node) TombstoneCount() int { return len(n.tombs) }
+
+// SyncRounds counts the anti-entropy requests sent since start.
+func (n *Node) SyncRounds() uint64 { return n.syncRounds }
 
 // InFlight returns the number of dials in flight.
 func (n *Node) InFlight() int { return n.inflight }

@@ -91,8 +91,7 @@ func (d *Daemon) Snapshot(ctx context.Context) (Status, bool) {
 	return st, ok
 }
 
-func (d *Daemon) handler() http.Handler {
-	mux := http.NewServeMux()
+func (d *Daemon) statusHandlers(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
@@ -106,7 +105,6 @@ func (d *Daemon) handler() http.Handler {
 		enc.SetIndent("", "  ")
 		enc.Encode(st)
 	})
-	d.membershipHandlers(mux)
 	mux.HandleFunc("POST /v1/import", func(w http.ResponseWriter, r *http.Request) {
 		var recs []announce.Signed
 		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<20)).Decode(&recs); err != nil {
@@ -132,5 +130,4 @@ func (d *Daemon) handler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(evs)
 	})
-	return mux
 }
