@@ -1,6 +1,393 @@
 package daemon
 
-import "net/http"
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"grapevine/announce"
+	"grapevine/core"
+)
+
+// The JSON API beyond /v1/status: docs/api.md documents every endpoint.
+
+// ServerList is the document at GET /v1/servers.
+type ServerList struct {
+	Now       time.Time `json:"now"`
+	Known     int       `json:"known_servers"`
+	Connected int       `json:"connected_servers"`
+	Live      int       `json:"live_servers"`
+	// Servers: every node known, live servers first, then the rest; by
+	// nickname and ID within each.
+	Servers []ServerStatus `json:"servers"`
+}
+
+// ServerHistory is the document at GET /v1/servers/{id}: one server's
+// status, its connection history and the recent decisions about it.
+type ServerHistory struct {
+	Now            time.Time    `json:"now"`
+	Server         ServerStatus `json:"server"`
+	Locators       []string     `json:"locators"`
+	FirstHeard     time.Time    `json:"first_heard"`
+	FirstHeardAgoS float64      `json:"first_heard_ago_s"`
+	// Intervals: the spans it was connected, oldest first (at most 64;
+	// older ones are merged), the open one last while it is connected.
+	Intervals []IntervalStatus `json:"intervals"`
+	// Forgotten: its tombstones.
+	Forgotten []ForgottenEntry `json:"forgotten"`
+	// Events: the recent explain events about it, oldest first.
+	Events []EventStatus `json:"events"`
+}
+
+// IntervalStatus is one span of connection. Times are on the node's own
+// elapsed-time measure, shown as seconds ago and as the wall time that is
+// that long before now: time the node was stopped is not counted, so
+// spans before a restart show later than they happened.
+type IntervalStatus struct {
+	Start     time.Time  `json:"start"`
+	End       *time.Time `json:"end"` // null while open
+	StartAgoS float64    `json:"start_ago_s"`
+	EndAgoS   float64    `json:"end_ago_s"` // 0 while open
+	DurationS float64    `json:"duration_s"`
+	Open      bool       `json:"open"`
+}
+
+// ForgetResult is the answer of POST /v1/forget.
+type ForgetResult struct {
+	ID        string           `json:"id"`
+	Nickname  string           `json:"nickname,omitempty"`
+	Forgotten []ForgottenEntry `json:"forgotten"` // its tombstones now
+	Events    []EventStatus    `json:"events"`    // the decisions the forget made
+}
+
+// Permuted is the answer of GET /v1/permuted: the live storage servers in
+// the order a Tahoe-LAFS client would try them for one storage index.
+type Permuted struct {
+	StorageIndex    string           `json:"storage_index"`     // Tahoe's base32 (si_b2a)
+	StorageIndexHex string           `json:"storage_index_hex"` // the same 16 bytes in hex
+	Hash            string           `json:"hash"`              // "sha1(storage_index + permutation_seed)"
+	Servers         []PermutedServer `json:"servers"`
+}
+
+// PermutedServer is one storage server in permuted order.
+type PermutedServer struct {
+	ID       string `json:"id"`
+	Nickname string `json:"nickname,omitempty"`
+	// PermutationSeed is the seed in Tahoe's base32; SeedFrom says where
+	// it came from: "announcement" (permutation-seed-base32) or "key".
+	PermutationSeed string   `json:"permutation_seed_base32"`
+	SeedFrom        string   `json:"seed_from"`
+	Hash            string   `json:"hash"` // hex SHA-1, the sort key
+	Connected       bool     `json:"connected"`
+	FURL            string   `json:"furl,omitempty"`
+	NURLs           []string `json:"nurls,omitempty"`
+}
+
+// apiError is an error with its HTTP status.
+type apiError struct {
+	code int
+	msg  string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func errorf(code int, format string, args ...any) error {
+	return &apiError{code, fmt.Sprintf(format, args...)}
+}
+
+// answer runs f on the loop goroutine and writes its result as JSON, or
+// its error as plain text with the *apiError's status (500 for others).
+func (d *Daemon) answer(w http.ResponseWriter, r *http.Request, f func(*core.Node) (any, error)) {
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	var v any
+	var err error
+	if !d.Query(ctx, func(n *core.Node) { v, err = f(n) }) {
+		http.Error(w, "node is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	if err != nil {
+		code := http.StatusInternalServerError
+		var ae *apiError
+		if errors.As(err, &ae) {
+			code = ae.code
+		}
+		http.Error(w, err.Error(), code)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// resolveID finds the known server that key names: a full v0- ID, or an
+// unambiguous prefix of it (with or without "v0-"), such as its short form.
+func resolveID(n *core.Node, key string) (announce.NodeID, error) {
+	key = strings.TrimSpace(key)
+	if id, err := announce.ParseNodeID(key); err == nil {
+		if _, ok := n.Server(id); !ok || id == n.ID() {
+			return "", errorf(http.StatusNotFound, "no known server has the ID %s", id)
+		}
+		return id, nil
+	}
+	p := strings.TrimPrefix(strings.ToLower(key), announce.V0Prefix)
+	if p == "" {
+		return "", errorf(http.StatusBadRequest, "want a server ID (v0-...) or a prefix of one")
+	}
+	var found []announce.NodeID
+	for _, s := range n.Servers() {
+		if s.ID != n.ID() && strings.HasPrefix(strings.TrimPrefix(string(s.ID), announce.V0Prefix), p) {
+			found = append(found, s.ID)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", errorf(http.StatusNotFound, "no known server's ID starts with %q", p)
+	case 1:
+		return found[0], nil
+	}
+	names := make([]string, 0, 4)
+	for _, id := range found[:min(len(found), 4)] {
+		names = append(names, string(id))
+	}
+	more := ""
+	if len(found) > 4 {
+		more = fmt.Sprintf(" and %d more", len(found)-4)
+	}
+	return "", errorf(http.StatusConflict, "%q is ambiguous: it starts %d servers' IDs (%s%s); give more of it", p, len(found), strings.Join(names, ", "), more)
+}
+
+func findServer(st Status, id announce.NodeID) (ServerStatus, bool) {
+	for _, s := range st.Servers {
+		if s.ID == string(id) {
+			return s, true
+		}
+	}
+	return ServerStatus{}, false
+}
+
+func (d *Daemon) servers(n *core.Node) ServerList {
+	st := d.statusOf(n)
+	out := ServerList{Now: st.Now, Known: st.Known, Connected: st.Connected, Live: summarize(st).Live, Servers: st.Servers}
+	live := func(s ServerStatus) bool { return s.Live && len(s.Services) > 0 }
+	slices.SortStableFunc(out.Servers, func(a, b ServerStatus) int {
+		if la, lb := live(a), live(b); la != lb {
+			if la {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Or(cmp.Compare(a.Nickname, b.Nickname), cmp.Compare(a.ID, b.ID))
+	})
+	return out
+}
+
+func (d *Daemon) history(n *core.Node, id announce.NodeID) (ServerHistory, error) {
+	st := d.statusOf(n)
+	ss, ok1 := findServer(st, id)
+	si, ok2 := n.Server(id)
+	if !ok1 || !ok2 {
+		return ServerHistory{}, errorf(http.StatusNotFound, "no known server has the ID %s", id)
+	}
+	now := n.Elapsed()
+	wall := func(e time.Duration) time.Time { return st.Now.Add(-(now - e)) }
+	h := ServerHistory{Now: st.Now, Server: ss, Locators: slices.Clone(si.Locators), FirstHeard: si.FirstHeardWall,
+		FirstHeardAgoS: ago(now, si.FirstHeardE), Intervals: []IntervalStatus{}, Forgotten: []ForgottenEntry{}, Events: []EventStatus{}}
+	if h.Locators == nil {
+		h.Locators = []string{}
+	}
+	if h.FirstHeard.IsZero() { // heard of before the first input: a bootstrap node
+		h.FirstHeard = wall(si.FirstHeardE)
+	}
+	for _, iv := range si.Intervals {
+		end := wall(iv.End)
+		h.Intervals = append(h.Intervals, IntervalStatus{Start: wall(iv.Start), End: &end, StartAgoS: ago(now, iv.Start),
+			EndAgoS: ago(now, iv.End), DurationS: (iv.End - iv.Start).Seconds()})
+	}
+	if si.Connected {
+		h.Intervals = append(h.Intervals, IntervalStatus{Start: wall(si.ConnectedSince), StartAgoS: ago(now, si.ConnectedSince),
+			DurationS: (now - si.ConnectedSince).Seconds(), Open: true})
+	}
+	for _, f := range st.Forgotten {
+		if f.ID == string(id) {
+			h.Forgotten = append(h.Forgotten, f)
+		}
+	}
+	for _, e := range st.Events {
+		if e.Peer == string(id) {
+			h.Events = append(h.Events, e)
+		}
+	}
+	return h, nil
+}
+
+func (d *Daemon) forget(n *core.Node, key string) (ForgetResult, error) {
+	id, err := resolveID(n, key)
+	if err != nil {
+		return ForgetResult{}, err
+	}
+	before, _ := findServer(d.statusOf(n), id)
+	evs, err := d.stepEvents(core.Forget{ID: id})
+	if err != nil {
+		return ForgetResult{}, err
+	}
+	seqs := map[uint64]bool{}
+	for _, e := range evs {
+		if e.Kind == core.EvRejected && e.Reason == "forget-unknown" {
+			return ForgetResult{}, errorf(http.StatusConflict, "nothing to forget: no records of %s are held", id)
+		}
+		seqs[e.Seq] = true
+	}
+	st := d.statusOf(n)
+	out := ForgetResult{ID: string(id), Nickname: before.Nickname, Forgotten: []ForgottenEntry{}, Events: []EventStatus{}}
+	for _, f := range st.Forgotten {
+		if f.ID == string(id) {
+			out.Forgotten = append(out.Forgotten, f)
+		}
+	}
+	for _, e := range st.Events {
+		if seqs[e.Seq] {
+			out.Events = append(out.Events, e)
+		}
+	}
+	return out, nil
+}
+
+// ParseStorageIndex reads a Tahoe storage index: 16 bytes, as 26
+// characters of Tahoe's base32 (how Tahoe prints it) or 32 hex digits.
+func ParseStorageIndex(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	var b []byte
+	var err error
+	switch len(s) {
+	case 26:
+		b, err = announce.DecodeBase32(strings.ToLower(s))
+	case 32:
+		b, err = hex.DecodeString(s)
+	default:
+		err = fmt.Errorf("%d characters", len(s))
+	}
+	if err != nil || len(b) != 16 {
+		return nil, fmt.Errorf("storage index %q: want 16 bytes as 26 base32 characters or 32 hex digits (%v)", s, err)
+	}
+	return b, nil
+}
+
+// PermutationSeed returns the seed a Tahoe-LAFS client permutes a storage
+// server by (storage_client.py, _parse_announcement): the announcement's
+// permutation-seed-base32 if present, else the public key in the server
+// ID. ok is false when the field is present but not base32 text, which
+// Tahoe cannot parse either.
+func PermutationSeed(a *announce.Announcement) (seed []byte, from string, ok bool) {
+	if v, present := a.Body.Get("permutation-seed-base32"); present {
+		if v.Kind != announce.String {
+			return nil, "", false
+		}
+		b, err := announce.DecodeBase32(v.Str)
+		if err != nil {
+			return nil, "", false
+		}
+		return b, "announcement", true
+	}
+	pub, err := a.ID.PublicKey()
+	if err != nil {
+		return nil, "", false
+	}
+	return pub, "key", true
+}
+
+// PermutationHash is Tahoe's permute_server_hash (util/hashutil.py):
+// SHA-1 of the peer selection index (the storage index) followed by the
+// server's permutation seed. Servers are tried in ascending order of it.
+func PermutationHash(storageIndex, seed []byte) [sha1.Size]byte {
+	return sha1.Sum(append(slices.Clone(storageIndex), seed...))
+}
+
+func (d *Daemon) permuted(n *core.Node, si []byte) Permuted {
+	out := Permuted{StorageIndex: announce.EncodeBase32(si), StorageIndexHex: hex.EncodeToString(si),
+		Hash: "sha1(storage_index + permutation_seed)", Servers: []PermutedServer{}}
+	type entry struct {
+		PermutedServer
+		h [sha1.Size]byte
+	}
+	var list []entry
+	for _, s := range n.Servers() {
+		if s.ID == n.ID() || !s.Live {
+			continue
+		}
+		a, ok := n.Record(recordKey("storage", s.ID))
+		if !ok || a.Withdrawn() {
+			continue
+		}
+		seed, from, ok := PermutationSeed(a)
+		if !ok {
+			continue
+		}
+		e := entry{PermutedServer: PermutedServer{ID: string(s.ID), Nickname: a.Nickname(),
+			PermutationSeed: announce.EncodeBase32(seed), SeedFrom: from, Connected: s.Connected}, h: PermutationHash(si, seed)}
+		e.Hash = hex.EncodeToString(e.h[:])
+		if v, ok := a.Body.Get("anonymous-storage-FURL"); ok && v.Kind == announce.String {
+			e.FURL = v.Str
+		}
+		if v, ok := a.Body.Get("anonymous-storage-NURLs"); ok {
+			for _, it := range v.Items {
+				if it.Kind == announce.String {
+					e.NURLs = append(e.NURLs, it.Str)
+				}
+			}
+		}
+		list = append(list, e)
+	}
+	slices.SortFunc(list, func(a, b entry) int {
+		return cmp.Or(bytes.Compare(a.h[:], b.h[:]), cmp.Compare(a.ID, b.ID))
+	})
+	for _, e := range list {
+		out.Servers = append(out.Servers, e.PermutedServer)
+	}
+	return out
+}
 
 // apiHandlers serves the JSON API beyond /v1/status.
-func (d *Daemon) apiHandlers(mux *http.ServeMux) {}
+func (d *Daemon) apiHandlers(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/servers", func(w http.ResponseWriter, r *http.Request) {
+		d.answer(w, r, func(n *core.Node) (any, error) { return d.servers(n), nil })
+	})
+	mux.HandleFunc("GET /v1/servers/{id}", func(w http.ResponseWriter, r *http.Request) {
+		key := r.PathValue("id")
+		d.answer(w, r, func(n *core.Node) (any, error) {
+			id, err := resolveID(n, key)
+			if err != nil {
+				return nil, err
+			}
+			return d.history(n, id)
+		})
+	})
+	mux.HandleFunc("POST /v1/forget", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			ID string `json:"id"`
+		}
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
+			http.Error(w, "want {\"id\": \"v0-...\"}: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		d.answer(w, r, func(n *core.Node) (any, error) { return d.forget(n, req.ID) })
+	})
+	mux.HandleFunc("GET /v1/permuted", func(w http.ResponseWriter, r *http.Request) {
+		si, err := ParseStorageIndex(r.URL.Query().Get("storage_index"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		d.answer(w, r, func(n *core.Node) (any, error) { return d.permuted(n, si), nil })
+	})
+}

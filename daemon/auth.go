@@ -1,6 +1,139 @@
 package daemon
 
-import "net/http"
+import (
+	crand "crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
 
-// guard applies the access rules to h.
-func (d *Daemon) guard(h http.Handler) http.Handler { return h }
+	"grapevine/announce"
+)
+
+// TokenFile is the API token's path in the node directory, as Tahoe keeps
+// private/api_auth_token: whoever can read it may change the node through
+// its status endpoint.
+const TokenFile = "private/api_auth_token"
+
+// ensureToken returns the node's API token, creating DIR/TokenFile (32
+// random bytes in Tahoe's base32, mode 0600) if it is missing. The caller
+// holds the directory's lock.
+func ensureToken(dir string) (string, error) {
+	tok, err := ReadToken(dir)
+	if err == nil {
+		return tok, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	var b [32]byte
+	if _, err := crand.Read(b[:]); err != nil {
+		return "", err
+	}
+	tok = announce.EncodeBase32(b[:])
+	path := filepath.Join(dir, TokenFile)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return "", err
+	}
+	_, err = f.WriteString(tok + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("writing the API token: %w", err)
+	}
+	return tok, nil
+}
+
+// ReadToken reads the API token of the node in dir.
+func ReadToken(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, TokenFile))
+	if err != nil {
+		return "", err
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("%s is empty: delete it and restart the node to make a new token", filepath.Join(dir, TokenFile))
+	}
+	return tok, nil
+}
+
+// Authorize adds the API token of the node in dir to req, if the token can
+// be read; without it, a mutating request is refused with 401.
+func Authorize(req *http.Request, dir string) {
+	if tok, err := ReadToken(dir); err == nil {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+}
+
+// guard applies the access rules to h:
+//   - a request carrying an Authorization header must carry the node's
+//     token ("Bearer TOKEN"), or it is refused with 401;
+//   - a request other than GET and HEAD changes the node and needs the
+//     token (401 without it);
+//   - GET and HEAD without the token are served to loopback clients only,
+//     unless status_public is set in grapevine.yaml (403 otherwise).
+func (d *Daemon) guard(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		authed := false
+		if hdr := r.Header.Get("Authorization"); hdr != "" {
+			if !d.tokenMatches(hdr) {
+				unauthorized(w, "the API token does not match: send \"Authorization: Bearer TOKEN\" with TOKEN from the node's "+TokenFile)
+				return
+			}
+			authed = true
+		}
+		readOnly := r.Method == http.MethodGet || r.Method == http.MethodHead
+		switch {
+		case authed:
+		case !readOnly:
+			unauthorized(w, r.Method+" "+r.URL.Path+" changes the node and needs its API token: send \"Authorization: Bearer TOKEN\" with TOKEN from the node's "+TokenFile)
+			return
+		case !d.dir.Config.StatusPublic && !loopback(r.RemoteAddr):
+			http.Error(w, "this status endpoint serves loopback clients only: send the API token, or set status_public: true in grapevine.yaml", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (d *Daemon) tokenMatches(hdr string) bool {
+	scheme, tok, ok := strings.Cut(hdr, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || d.token == "" {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(d.token)) == 1
+}
+
+func unauthorized(w http.ResponseWriter, msg string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="grapevine"`)
+	http.Error(w, msg, http.StatusUnauthorized)
+}
+
+// loopback reports whether a request's remote address is a loopback one.
+func loopback(remote string) bool {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
+}

@@ -74,6 +74,9 @@ type Daemon struct {
 	policy    *policy             // nil: an open grid
 	invites   *inviteStore
 	ownRevs   []string // revocations this node signed
+
+	token   string   // the API token (auth.go)
+	metrics *metrics // counters fed by logEvent (metrics.go)
 }
 
 // services is what the node announces: its configured services and, in a
@@ -134,6 +137,10 @@ func Run(ctx context.Context, opt Options) (err error) {
 	}
 	defer unlock()
 	d := &Daemon{opt: opt, log: log, dir: dir, queries: make(chan func(*core.Node))}
+	if d.token, err = ensureToken(opt.Dir); err != nil {
+		return err
+	}
+	d.metrics = d.newMetrics()
 	if d.cfg, err = dir.Config.CoreConfig(); err != nil {
 		return err
 	}
@@ -364,6 +371,7 @@ func (d *Daemon) save() error {
 // logEvent writes an explain event: decisions to forget, reject, skip or
 // limit at Info, routine ones at Debug.
 func (d *Daemon) logEvent(e core.Event) {
+	d.metrics.observe(e)
 	level := slog.LevelInfo
 	switch e.Kind {
 	case core.EvDial:

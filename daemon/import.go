@@ -93,6 +93,7 @@ func importOnline(ctx context.Context, dir string, recs []announce.Signed, le *L
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	Authorize(req, dir)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("importing through the running daemon: %w", err)

@@ -43,6 +43,11 @@ type Config struct {
 	// Status is the host:port of the local status page and JSON API; empty
 	// turns it off.
 	Status string `yaml:"status,omitempty"`
+	// StatusPublic serves the status endpoint's read-only requests (GET,
+	// HEAD) to any client; otherwise only loopback clients, and those
+	// that send the API token, are served. Requests that change the node
+	// always need the token.
+	StatusPublic bool `yaml:"status_public,omitempty"`
 	// Rules overrides the protocol's defaults.
 	Rules Rules `yaml:"rules,omitempty"`
 	// Grid is the founder's node ID of a closed grid: only members'
@@ -338,6 +343,9 @@ func (c *Config) Encode() []byte {
 	fmt.Fprintf(&b, "\n# gv://v0-KEY@HOST:PORT locators of nodes to dial at start.\nbootstrap:%s\n", list(c.Bootstrap))
 	if c.Status != "" {
 		fmt.Fprintf(&b, "\n# host:port of the local status page and JSON API.\nstatus: %s\n", q(c.Status))
+	}
+	if c.StatusPublic {
+		fmt.Fprintf(&b, "\n# Serve the status page, JSON reads and metrics to non-loopback clients too.\nstatus_public: true\n")
 	}
 	if c.Role != "" {
 		fmt.Fprintf(&b, "\n# relay: a grid-control-only node.\nrole: %s\n", q(c.Role))

@@ -16,7 +16,8 @@ import (
 )
 
 // callNode sends a request to the running node in dir through its status
-// endpoint and decodes the JSON answer into out.
+// endpoint, with the node's API token (DIR/private/api_auth_token), and
+// decodes the JSON answer into out.
 func callNode(dir, method, path string, body, out any) error {
 	b, err := os.ReadFile(filepath.Join(dir, daemon.RunDir, daemon.StatusFile))
 	if err != nil {
@@ -37,6 +38,7 @@ func callNode(dir, method, path string, body, out any) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	daemon.Authorize(req, dir)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s is not running (%v); start it with 'grapevine run %s'", dir, err, dir)
@@ -47,7 +49,11 @@ func callNode(dir, method, path string, body, out any) error {
 		return err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s", strings.TrimSpace(string(data)))
+		msg := strings.TrimSpace(string(data))
+		if _, terr := daemon.ReadToken(dir); resp.StatusCode == http.StatusUnauthorized && terr != nil {
+			msg += " (" + terr.Error() + ")"
+		}
+		return fmt.Errorf("%s", msg)
 	}
 	return json.Unmarshal(data, out)
 }
