@@ -1,0 +1,42 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+
+	"grapevine/daemon"
+)
+
+func init() {
+	register(&command{
+		name:    "forget",
+		args:    "DIR KEY",
+		summary: "Make the running node in DIR forget a server now: its records are dropped and tombstoned, so only a newer seqnum from it is taken back. KEY is its v0- ID or an unambiguous prefix.",
+		run:     runForget,
+	})
+}
+
+func runForget(env *Env, args []string) int {
+	c := commands["forget"]
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	pos, code, ok := parseFlags(env, c, fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 2 {
+		return usageError(env, c, "want DIR and KEY, got %d arguments", len(pos))
+	}
+	var out daemon.ForgetResult
+	if err := callNode(pos[0], "POST", "/v1/forget", map[string]string{"id": pos[1]}, &out); err != nil {
+		return fail(env, c, err)
+	}
+	name := ""
+	if out.Nickname != "" {
+		name = " (" + out.Nickname + ")"
+	}
+	fmt.Fprintf(env.Stdout, "forgot %s%s\n", out.ID, name)
+	for _, f := range out.Forgotten {
+		fmt.Fprintf(env.Stdout, "  tombstone: %s seqnum %d, reason %s\n", f.Service, f.Seqnum, f.Reason)
+	}
+	return exitOK
+}

@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"grapevine/daemon"
+)
+
+func init() {
+	register(&command{
+		name:    "history",
+		args:    "[--json] DIR KEY",
+		summary: "Show one server's connection history and the decisions about it, as the running node in DIR knows them. KEY is its v0- ID or an unambiguous prefix.",
+		run:     runHistory,
+	})
+}
+
+func runHistory(env *Env, args []string) int {
+	c := commands["history"]
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print the JSON of GET /v1/servers/KEY (docs/api.md)")
+	pos, code, ok := parseFlags(env, c, fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 2 {
+		return usageError(env, c, "want DIR and KEY, got %d arguments", len(pos))
+	}
+	path := "/v1/servers/" + url.PathEscape(pos[1])
+	if *asJSON {
+		return printJSON(env, c, pos[0], path)
+	}
+	var h daemon.ServerHistory
+	if err := callNode(pos[0], "GET", path, nil, &h); err != nil {
+		return fail(env, c, err)
+	}
+	w, s := env.Stdout, h.Server
+	name := ""
+	if s.Nickname != "" {
+		name = " (" + s.Nickname + ")"
+	}
+	fmt.Fprintf(w, "Server %s%s\n", s.ID, name)
+	if len(s.Services) > 0 {
+		fmt.Fprintf(w, "Services: %s, seqnum %d; relayed: %s\n", strings.Join(s.Services, ", "), s.Seqnum, yesNo(s.Live))
+	} else {
+		fmt.Fprintln(w, "Services: none held")
+	}
+	if s.Tombstoned != "" {
+		fmt.Fprintf(w, "Forgotten: %s\n", s.Tombstoned)
+	}
+	fmt.Fprintf(w, "Status: %s\n", statusPhrase(s, h.Now))
+	for _, l := range h.Locators {
+		fmt.Fprintf(w, "Locator: %s\n", l)
+	}
+	fmt.Fprintf(w, "First heard: %s ago (%s)\n", dur(h.FirstHeardAgoS), stamp(h.FirstHeard))
+	fmt.Fprintf(w, "Last good sighting: %s\n", agoText(s.LastGoodAgo))
+	if s.Connected {
+		fmt.Fprintln(w, "Last connected: now")
+	} else {
+		fmt.Fprintf(w, "Last connected: %s\n", agoText(s.LastConnectedAgo))
+	}
+	attempt := agoText(s.LastAttemptAgo)
+	if s.LastAttemptAgo >= 0 && s.LastError != "" {
+		attempt += ", failed: " + s.LastError
+	}
+	fmt.Fprintf(w, "Last attempt: %s; consecutive failures: %d\n", attempt, s.Failures)
+	if s.NextDialInS > 0 {
+		fmt.Fprintf(w, "Next attempt: in %s\n", dur(s.NextDialInS))
+	}
+	fmt.Fprintf(w, "RTT: %s; uptime 1d %s, 7d %s, 30d %s\n", rtt(s.SRTTms), percent(s.Uptime1d), percent(s.Uptime7d), percent(s.Uptime30d))
+	fmt.Fprintf(w, "Message bytes: %d in, %d out\n", s.BytesIn, s.BytesOut)
+
+	fmt.Fprintf(w, "\nConnected (%d spans, oldest first):\n", len(h.Intervals))
+	if len(h.Intervals) == 0 {
+		fmt.Fprintln(w, "  never")
+	}
+	for _, iv := range h.Intervals {
+		end := "now"
+		if !iv.Open && iv.End != nil {
+			end = stamp(*iv.End)
+		}
+		fmt.Fprintf(w, "  %s - %s  %s\n", stamp(iv.Start), end, dur(iv.DurationS))
+	}
+	if len(h.Forgotten) > 0 {
+		fmt.Fprintln(w, "\nTombstones:")
+	}
+	for _, f := range h.Forgotten {
+		fmt.Fprintf(w, "  %s seqnum %d: %s, %s ago\n", f.Service, f.Seqnum, f.Reason, dur(f.AgoS))
+	}
+	fmt.Fprintf(w, "\nEvents about it (%d recent, oldest first):\n", len(h.Events))
+	if len(h.Events) == 0 {
+		fmt.Fprintln(w, "  none kept")
+	}
+	printEvents(w, h.Events)
+	return exitOK
+}
+
+func agoText(s float64) string {
+	if s < 0 {
+		return "never"
+	}
+	return dur(s) + " ago"
+}
+
+// stamp prints a wall time to the second in the local zone.
+func stamp(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") }

@@ -1,0 +1,106 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"grapevine/announce"
+	"grapevine/daemon"
+)
+
+func init() {
+	register(&command{
+		name:    "status",
+		args:    "[--json] [--events N] DIR",
+		summary: "Summarize the running node in DIR: connected and known servers, records, tombstones, counter and recent events.",
+		run:     runStatus,
+	})
+}
+
+func runStatus(env *Env, args []string) int {
+	c := commands["status"]
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print the JSON of GET /v1/status (docs/api.md)")
+	nEvents := fs.Int("events", 10, "how many of the recent events to show")
+	pos, code, ok := parseFlags(env, c, fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 1 {
+		return usageError(env, c, "want exactly one DIR, got %d arguments", len(pos))
+	}
+	if *asJSON {
+		return printJSON(env, c, pos[0], "/v1/status")
+	}
+	var st daemon.Status
+	if err := callNode(pos[0], "GET", "/v1/status", nil, &st); err != nil {
+		return fail(env, c, err)
+	}
+	w := env.Stdout
+	name := ""
+	if st.Nickname != "" {
+		name = " (" + st.Nickname + ")"
+	}
+	fmt.Fprintf(w, "Node %s%s\n", st.ID, name)
+	if st.Grid != "" {
+		fmt.Fprintf(w, "Grid: closed, founded by %s\n", st.Grid)
+	} else {
+		fmt.Fprintln(w, "Grid: open")
+	}
+	for _, l := range st.Locators {
+		fmt.Fprintf(w, "Locator: %s\n", l)
+	}
+	live := 0
+	for _, s := range st.Servers {
+		if s.Live && len(s.Services) > 0 {
+			live++
+		}
+	}
+	fmt.Fprintf(w, "Connected to %d of %d known servers; %d live (relayed)\n", st.Connected, st.Known, live)
+	fmt.Fprintf(w, "Records: %d held, %d tombstones\n", st.Records, st.Tombstones)
+	fmt.Fprintf(w, "Counter: %d (the last seqnum this node signed)\n", st.Counter)
+	fmt.Fprintf(w, "Dials in flight: %d; sync rounds: %d; elapsed: %s\n", st.InFlight, st.SyncRounds, dur(st.ElapsedS))
+	evs := st.Events
+	if *nEvents >= 0 && len(evs) > *nEvents {
+		evs = evs[len(evs)-*nEvents:]
+	}
+	if len(evs) > 0 {
+		fmt.Fprintf(w, "\nRecent events (%d of the %d kept, oldest first):\n", len(evs), len(st.Events))
+		printEvents(w, evs)
+	}
+	return exitOK
+}
+
+// printEvents prints explain events one a line: how long ago, kind, peer
+// and service, reason, facts.
+func printEvents(w io.Writer, evs []daemon.EventStatus) {
+	for _, e := range evs {
+		var b strings.Builder
+		fmt.Fprintf(&b, "  %7s ago  %s", dur(e.AgoS), e.Kind)
+		if e.Peer != "" {
+			fmt.Fprintf(&b, " %s", announce.NodeID(e.Peer).Short())
+			if e.Service != "" {
+				fmt.Fprintf(&b, "/%s", e.Service)
+			}
+		}
+		if e.Reason != "" {
+			fmt.Fprintf(&b, " reason=%s", e.Reason)
+		}
+		keys := make([]string, 0, len(e.Facts))
+		for k := range e.Facts {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			v := e.Facts[k]
+			if strings.ContainsAny(v, " \t") {
+				v = fmt.Sprintf("%q", v)
+			}
+			fmt.Fprintf(&b, " %s=%s", k, v)
+		}
+		fmt.Fprintln(w, b.String())
+	}
+}
