@@ -262,6 +262,10 @@ func (n *Node) ID() announce.NodeID { return n.id }
 // Config returns the configuration.
 func (n *Node) Config() Config { return n.cfg }
 
+// Wall returns the local clock at the last input: the moment Elapsed
+// describes.
+func (n *Node) Wall() time.Time { return n.wall }
+
 // Elapsed returns the elapsed-time measure (R5).
 func (n *Node) Elapsed() time.Duration { return n.elapsed }
 

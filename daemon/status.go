@@ -21,7 +21,7 @@ type Status struct {
 	Nickname   string    `json:"nickname"`
 	Grid       string    `json:"grid,omitempty"` // closed grid: the founder's ID
 	Locators   []string  `json:"locators"`
-	Now        time.Time `json:"now"`
+	Now        time.Time `json:"now"` // the local clock at the last input, when the "ago" fields were measured
 	Counter    int64     `json:"counter"`
 	ElapsedS   float64   `json:"elapsed_s"` // the elapsed-time measure (R5)
 	Records    int       `json:"records"`
@@ -130,7 +130,7 @@ func (d *Daemon) Snapshot(ctx context.Context) (Status, bool) {
 func (d *Daemon) statusOf(n *core.Node) Status {
 	now := n.Elapsed()
 	st := Status{ID: string(n.ID()), Nickname: d.dir.Config.Nickname, Grid: d.dir.Config.Grid, Locators: d.Locators(),
-		Now: d.opt.Now(), Counter: n.Counter(), ElapsedS: now.Seconds(), Records: n.RecordCount(),
+		Now: n.Wall(), Counter: n.Counter(), ElapsedS: now.Seconds(), Records: n.RecordCount(),
 		Tombstones: n.TombstoneCount(), InFlight: n.InFlight(), SyncRounds: n.SyncRounds(),
 		Servers: []ServerStatus{}, Forgotten: []ForgottenEntry{}, Events: []EventStatus{}}
 	day := 24 * time.Hour
