@@ -10,5 +10,6 @@ func (d *Daemon) handler() http.Handler {
 	d.pageHandlers(mux)       // page.go: the HTML status page
 	d.apiHandlers(mux)        // api.go: the rest of the JSON API
 	d.metricsHandlers(mux)    // metrics.go: /metrics
+	d.tahoeHandlers(mux)      // tahoe.go: /v1/tahoe/servers
 	return d.guard(mux)
 }

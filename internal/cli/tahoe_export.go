@@ -1,0 +1,207 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"grapevine/announce"
+	"grapevine/daemon"
+	"grapevine/nodedir"
+	"grapevine/tahoe"
+)
+
+func init() {
+	register(&command{
+		name:    "export-tahoe-servers",
+		args:    "[--watch] [--interval 3s] [--out FILE] DIR",
+		summary: "Write a Tahoe servers.yaml listing the live storage servers the running node at DIR knows, from their verified signed announcements.",
+		run:     runExportTahoe,
+	})
+}
+
+func runExportTahoe(env *Env, args []string) int {
+	c := commands["export-tahoe-servers"]
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	out := fs.String("out", "", "write to FILE atomically (temporary file and rename); default standard output")
+	watch := fs.Bool("watch", false, "keep running and rewrite FILE whenever the servers change, until SIGINT or SIGTERM (needs --out)")
+	interval := fs.Duration("interval", 3*time.Second, "with --watch, how often to ask the node")
+	pos, code, ok := parseFlags(env, c, fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 1 {
+		return usageError(env, c, "want exactly one DIR, got %d arguments", len(pos))
+	}
+	if *watch && *out == "" {
+		return usageError(env, c, "--watch rewrites a file: give it with --out")
+	}
+	if *interval < 100*time.Millisecond {
+		return usageError(env, c, "--interval %v: at least 100ms", *interval)
+	}
+	dir := pos[0]
+	if _, err := os.Stat(filepath.Join(dir, nodedir.ConfigFile)); err != nil {
+		return fail(env, c, fmt.Errorf("%s is not a node directory: %w", dir, err))
+	}
+	if !*watch {
+		ex, err := tahoeExportOnce(dir)
+		if err != nil {
+			return fail(env, c, err)
+		}
+		if *out == "" {
+			env.Stdout.Write(ex.data)
+		} else if err := tahoe.WriteFileAtomic(*out, ex.data, 0o644); err != nil {
+			return fail(env, c, err)
+		}
+		ex.report(env, *out)
+		return exitOK
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	last, _ := os.ReadFile(*out)
+	var prev *tahoeExport
+	lastErr := ""
+	for {
+		ex, err := tahoeExportOnce(dir)
+		switch {
+		case err != nil:
+			if err.Error() != lastErr {
+				fmt.Fprintf(env.Stderr, "%s %v; %s is left as it is\n", tahoeStamp(), err, *out)
+			}
+			lastErr = err.Error()
+		case !bytes.Equal(ex.data, last):
+			if err := tahoe.WriteFileAtomic(*out, ex.data, 0o644); err != nil {
+				return fail(env, c, err)
+			}
+			last, lastErr = ex.data, ""
+			fmt.Fprintf(env.Stderr, "%s wrote %d live storage servers to %s%s\n", tahoeStamp(), len(ex.servers), *out, ex.diff(prev))
+			prev = ex
+		default:
+			if lastErr != "" {
+				fmt.Fprintf(env.Stderr, "%s the node answers again; %s is up to date\n", tahoeStamp(), *out)
+			}
+			lastErr = ""
+			if prev == nil {
+				prev = ex
+				fmt.Fprintf(env.Stderr, "%s %s is up to date: %d live storage servers\n", tahoeStamp(), *out, len(ex.servers))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			fmt.Fprintf(env.Stderr, "%s stopped\n", tahoeStamp())
+			return exitOK
+		case <-time.After(*interval):
+		}
+	}
+}
+
+func tahoeStamp() string { return time.Now().Format("15:04:05") }
+
+// tahoeExport is one servers.yaml and what went into it.
+type tahoeExport struct {
+	data       []byte
+	servers    []tahoe.Server
+	unverified []daemon.TahoeHint
+	skipped    []string // held records that failed verification
+}
+
+// tahoeExportOnce asks the node for its storage servers and renders the live
+// ones whose records verify.
+func tahoeExportOnce(dir string) (*tahoeExport, error) {
+	var v daemon.TahoeView
+	if err := callNode(dir, "GET", "/v1/tahoe/servers", nil, &v); err != nil {
+		return nil, err
+	}
+	ex := &tahoeExport{}
+	for _, s := range v.Servers {
+		if !s.Live {
+			continue
+		}
+		a, err := announce.Verify(s.Record)
+		if err == nil && (string(a.ID) != s.ID || a.ServiceName != tahoe.Service) {
+			err = errors.New("record is not this server's storage announcement")
+		}
+		var ann tahoe.Ann
+		if err == nil {
+			ann, err = tahoe.AnnOf(a)
+		}
+		if err != nil {
+			ex.skipped = append(ex.skipped, fmt.Sprintf("%s: %v", s.ID, err))
+			continue
+		}
+		ex.servers = append(ex.servers, tahoe.Server{Key: a.ID, Ann: ann})
+	}
+	slices.SortFunc(ex.servers, func(a, b tahoe.Server) int { return strings.Compare(string(a.Key), string(b.Key)) })
+	var footer []string
+	for _, h := range v.Hints {
+		if h.State == tahoe.Unverified {
+			ex.unverified = append(ex.unverified, h)
+			footer = append(footer, fmt.Sprintf("not listed, %s: %s %s", h.Label, h.Key, tahoe.Display(h.Ann.Nickname)))
+		}
+	}
+	header := []string{
+		"Tahoe-LAFS static storage servers, written by 'grapevine export-tahoe-servers'",
+		"from the verified signed announcements of the live storage servers",
+		"known to the Grapevine node " + v.ID + " (" + dir + ").",
+		"Tahoe reads it as NODE/private/servers.yaml.",
+	}
+	var err error
+	if ex.data, err = tahoe.EncodeServers(ex.servers, header, footer); err != nil {
+		return nil, err
+	}
+	return ex, nil
+}
+
+func (ex *tahoeExport) report(env *Env, out string) {
+	where := out
+	if where == "" {
+		where = "standard output"
+	}
+	fmt.Fprintf(env.Stderr, "wrote %d live storage servers to %s\n", len(ex.servers), where)
+	for _, s := range ex.servers {
+		fmt.Fprintf(env.Stderr, "  %s %s\n", s.Key, tahoe.Display(s.Ann.Nickname))
+	}
+	for _, s := range ex.skipped {
+		fmt.Fprintf(env.Stderr, "skipped %s\n", s)
+	}
+	for _, h := range ex.unverified {
+		fmt.Fprintf(env.Stderr, "not written, %s: %s %s\n", h.Label, h.Key, tahoe.Display(h.Ann.Nickname))
+	}
+}
+
+// diff names the servers added and removed since prev.
+func (ex *tahoeExport) diff(prev *tahoeExport) string {
+	if prev == nil {
+		return ""
+	}
+	had := map[announce.NodeID]bool{}
+	for _, s := range prev.servers {
+		had[s.Key] = true
+	}
+	var parts []string
+	for _, s := range ex.servers {
+		if !had[s.Key] {
+			parts = append(parts, "+"+tahoe.Display(s.Ann.Nickname)+" "+s.Key.Short())
+		}
+		delete(had, s.Key)
+	}
+	for _, s := range prev.servers {
+		if had[s.Key] {
+			parts = append(parts, "-"+tahoe.Display(s.Ann.Nickname)+" "+s.Key.Short())
+		}
+	}
+	if len(parts) == 0 {
+		return " (details changed)"
+	}
+	return ": " + strings.Join(parts, ", ")
+}

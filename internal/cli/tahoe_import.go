@@ -1,0 +1,115 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"grapevine/daemon"
+	"grapevine/nodedir"
+	"grapevine/tahoe"
+)
+
+func init() {
+	register(&command{
+		name:    "import-tahoe",
+		args:    "DIR FILE|-",
+		summary: "Keep the storage servers of a Tahoe introducer cache or servers.yaml as unsigned hints of the node at DIR (never trusted as records; see docs/tahoe.md).",
+		run:     runImportTahoe,
+	})
+}
+
+func runImportTahoe(env *Env, args []string) int {
+	c := commands["import-tahoe"]
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	pos, code, ok := parseFlags(env, c, fs, args)
+	if !ok {
+		return code
+	}
+	if len(pos) != 2 {
+		return usageError(env, c, "want DIR and FILE, got %d arguments", len(pos))
+	}
+	dir := pos[0]
+	nd, err := nodedir.Open(dir)
+	if err != nil {
+		return fail(env, c, err)
+	}
+	name, in := "stdin", env.Stdin
+	if pos[1] != "-" {
+		f, err := os.Open(pos[1])
+		if err != nil {
+			return fail(env, c, err)
+		}
+		defer f.Close()
+		name, in = pos[1], f
+	}
+	data, err := io.ReadAll(io.LimitReader(in, tahoe.MaxFileSize+1))
+	if err != nil {
+		return fail(env, c, fmt.Errorf("%s: %w", name, err))
+	}
+	file, err := tahoe.Parse(name, data)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "grapevine %s: %v\nnothing imported\n", c.name, err)
+		return exitFailure
+	}
+	source := name
+	if abs, err := filepath.Abs(name); err == nil && name != "stdin" {
+		source = abs
+	}
+	for _, e := range file.Entries {
+		switch {
+		case e.Service != tahoe.Service:
+			fmt.Fprintf(env.Stdout, "skipped %s: service %s (only storage servers are imported)\n", e.Key, tahoe.Display(e.Service))
+		case e.Key == nd.ID():
+			fmt.Fprintf(env.Stdout, "skipped %s: this node's own key\n", e.Key)
+		}
+	}
+	hints := tahoe.HintsFromFile(file, nd.ID(), source, time.Now())
+	if len(hints) == 0 {
+		return fail(env, c, fmt.Errorf("%s: no storage servers to import", name))
+	}
+	held, err := tahoe.ReadHints(dir)
+	if err != nil {
+		return fail(env, c, fmt.Errorf("%w (move it away to start afresh)", err))
+	}
+	merged, added, replaced := tahoe.Merge(held, hints)
+	if err := tahoe.WriteHints(dir, merged); err != nil {
+		return fail(env, c, err)
+	}
+
+	// A running node says which hints its signed records already confirm.
+	states := map[string]daemon.TahoeHint{}
+	var view daemon.TahoeView
+	running := callNode(dir, "GET", "/v1/tahoe/servers", nil, &view) == nil
+	for _, h := range view.Hints {
+		states[string(h.Key)] = h
+	}
+	for _, h := range hints {
+		st, label := tahoe.Unverified, h.Label(tahoe.Unverified)
+		if s, ok := states[string(h.Key)]; ok {
+			st, label = s.State, s.Label
+		}
+		fmt.Fprintf(env.Stdout, "%s %s", h.Key, tahoe.Display(h.Ann.Nickname))
+		if h.Seqnum > 0 {
+			fmt.Fprintf(env.Stdout, " (seqnum %d, unsigned)", h.Seqnum)
+		}
+		fmt.Fprintln(env.Stdout)
+		if h.Ann.FURL != "" {
+			fmt.Fprintf(env.Stdout, "    FURL %s\n", h.Ann.FURL)
+		}
+		for _, n := range h.Ann.NURLs {
+			fmt.Fprintf(env.Stdout, "    NURL %s\n", n)
+		}
+		fmt.Fprintf(env.Stdout, "    %s: %s\n", label, st.Describe())
+	}
+	fmt.Fprintf(env.Stdout, "%d storage servers read from %s (Tahoe %s); %d hints kept in %s (%d new, %d replaced)\n",
+		len(hints), name, file.Format, len(merged), filepath.Join(dir, tahoe.HintsFile), added, replaced)
+	fmt.Fprintln(env.Stdout, "Hints are never dialled, held, passed on or exported: Tahoe keeps no signatures and announces no gv:// locator.")
+	if !running {
+		fmt.Fprintf(env.Stdout, "The node is not running: once it runs, 'grapevine export-tahoe-servers %s' shows which hints its signed records confirm.\n", dir)
+	}
+	return exitOK
+}
