@@ -97,7 +97,6 @@ type Result struct {
 	Bytes, Writes uint64
 	UDPBytes      uint64
 	TCPBytes      uint64
-	BytesCounted  bool // false if the transport cannot count
 	Notes         []string
 }
 

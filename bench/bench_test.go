@@ -24,7 +24,7 @@ func TestSmoke(t *testing.T) {
 		t.Fatalf("results: %+v", res)
 	}
 	for _, r := range res {
-		if r.N != 8 || r.Joins != 2 || !r.BytesCounted || r.Quiet != cfg.Quiet {
+		if r.N != 8 || r.Joins != 2 || r.Quiet != cfg.Quiet {
 			t.Errorf("%s: %+v", r.System, r)
 		}
 		if r.Join.Count+r.Missed != 8+9 {

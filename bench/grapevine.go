@@ -188,31 +188,25 @@ func RunGrapevine(ctx context.Context, cfg Config) (res Result, err error) {
 	if err := sleep(ctx, cfg.Settle); err != nil {
 		return res, err
 	}
-	sum := func() (bytes, writes, churn uint64, ok bool) {
-		ok = true
+	sum := func() (bytes, writes, churn uint64) {
 		for _, n := range nodes {
-			b, w, counted := transportStats(n.tr)
-			ok = ok && counted
-			bytes += b
-			writes += w
+			s := n.tr.Stats()
+			bytes += s.BytesOut
+			writes += s.Writes
 			churn += n.churn.writes.Load()
 		}
 		return
 	}
-	b0, w0, c0, _ := sum()
+	b0, w0, c0 := sum()
 	if err := sleep(ctx, res.Quiet); err != nil {
 		return res, err
 	}
-	b1, w1, c1, ok := sum()
-	res.Bytes, res.Writes, res.TCPBytes, res.BytesCounted = b1-b0, w1-w0, b1-b0, ok
+	b1, w1, c1 := sum()
+	res.Bytes, res.Writes, res.TCPBytes = b1-b0, w1-w0, b1-b0
 	if c1 != c0 {
 		res.Notes = append(res.Notes, fmt.Sprintf("grapevine N=%d: %d disconnections or failed dials during the quiet window", cfg.N, c1-c0))
 	}
-	if ok {
-		cfg.Logf("grapevine N=%d: %.1f B/node/s", cfg.N, res.BytesPerNodeSec())
-	} else {
-		cfg.Logf("grapevine N=%d: the transport does not count bytes", cfg.N)
-	}
+	cfg.Logf("grapevine N=%d: %.1f B/node/s", cfg.N, res.BytesPerNodeSec())
 
 	// Joins.
 	var lats []time.Duration

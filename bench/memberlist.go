@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -114,6 +115,29 @@ func (e mlEvents) NotifyJoin(n *memberlist.Node)   { e.joined.mark(n.Name, time.
 func (e mlEvents) NotifyLeave(n *memberlist.Node)  { e.leaves.add(1) }
 func (e mlEvents) NotifyUpdate(n *memberlist.Node) {}
 
+// mlLog counts the failure detector's doubts in memberlist's log: probes
+// that timed out, suspicions raised, and suspicions a node refuted about
+// itself. In a healthy quiet cluster all three stay at zero.
+type mlLog struct {
+	probeFails, suspects, refutes counter
+}
+
+func (l *mlLog) Write(p []byte) (int, error) {
+	switch {
+	case bytes.Contains(p, []byte("Failed UDP ping")):
+		l.probeFails.add(1)
+	case bytes.Contains(p, []byte("] memberlist: Suspect ")):
+		l.suspects.add(1)
+	case bytes.Contains(p, []byte("Refuting a suspect")):
+		l.refutes.add(1)
+	}
+	return len(p), nil
+}
+
+func (l *mlLog) counts() [3]uint64 {
+	return [3]uint64{l.probeFails.writes.Load(), l.suspects.writes.Load(), l.refutes.writes.Load()}
+}
+
 type mlNode struct {
 	name   string
 	addr   string
@@ -123,7 +147,7 @@ type mlNode struct {
 	leaves *counter
 }
 
-func startMemberlist(i int) (*mlNode, error) {
+func startMemberlist(i int, logs *mlLog) (*mlNode, error) {
 	tr, err := newCountingTransport()
 	if err != nil {
 		return nil, err
@@ -137,7 +161,7 @@ func startMemberlist(i int) (*mlNode, error) {
 	conf.AdvertiseAddr, conf.AdvertisePort = "127.0.0.1", port
 	conf.Transport = tr
 	conf.Events = mlEvents{n.joined, n.leaves}
-	conf.Logger = log.New(io.Discard, "", 0)
+	conf.Logger = log.New(logs, "", 0)
 	if n.list, err = memberlist.Create(conf); err != nil {
 		tr.Shutdown()
 		return nil, err
@@ -148,8 +172,9 @@ func startMemberlist(i int) (*mlNode, error) {
 // RunMemberlist measures memberlist with DefaultLANConfig.
 func RunMemberlist(ctx context.Context, cfg Config) (res Result, err error) {
 	cfg = cfg.withDefaults()
-	res = Result{System: "memberlist", N: cfg.N, Quiet: cfg.window(MemberlistPushPull(cfg.N)), BytesCounted: true, JoinLimit: cfg.JoinTimeout}
+	res = Result{System: "memberlist", N: cfg.N, Quiet: cfg.window(MemberlistPushPull(cfg.N)), JoinLimit: cfg.JoinTimeout}
 	pick := newPicker(cfg.Seed, 1)
+	logs := &mlLog{}
 	var nodes []*mlNode
 	defer func() {
 		for _, n := range nodes {
@@ -159,7 +184,7 @@ func RunMemberlist(ctx context.Context, cfg Config) (res Result, err error) {
 
 	start := time.Now()
 	for i := range cfg.N {
-		n, err := startMemberlist(i)
+		n, err := startMemberlist(i, logs)
 		if err != nil {
 			return res, err
 		}
@@ -206,10 +231,16 @@ func RunMemberlist(ctx context.Context, cfg Config) (res Result, err error) {
 		return
 	}
 	u0, uw0, t0, tw0, l0 := sum()
+	d0 := logs.counts()
 	if err := sleep(ctx, res.Quiet); err != nil {
 		return res, err
 	}
 	u1, uw1, t1, tw1, l1 := sum()
+	d1 := logs.counts()
+	if d1 != d0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("memberlist N=%d: during the quiet window %d probes timed out, %d suspicions were raised and %d refuted (failure-detector traffic, not steady state)",
+			cfg.N, d1[0]-d0[0], d1[1]-d0[1], d1[2]-d0[2]))
+	}
 	res.UDPBytes, res.TCPBytes = u1-u0, t1-t0
 	res.Bytes, res.Writes = res.UDPBytes+res.TCPBytes, (uw1-uw0)+(tw1-tw0)
 	if l1 != l0 || !converged() {
@@ -220,7 +251,7 @@ func RunMemberlist(ctx context.Context, cfg Config) (res Result, err error) {
 	// Joins.
 	var lats []time.Duration
 	for j := range cfg.Joins {
-		n, err := startMemberlist(cfg.N + j)
+		n, err := startMemberlist(cfg.N+j, logs)
 		if err != nil {
 			return res, err
 		}

@@ -100,15 +100,9 @@ func (rep Report) Markdown(w io.Writer) {
 	p("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rep.Results {
 		_, maxs := joinMaxBound(r)
-		bytes, writes := "n/a", "n/a"
-		if r.BytesCounted {
-			bytes = fmt.Sprintf("%.1f", r.BytesPerNodeSec())
-			if r.Writes > 0 {
-				writes = fmt.Sprintf("%.2f", r.WritesPerNodeSec())
-			}
-			if r.System == "memberlist" {
-				bytes += fmt.Sprintf(" (UDP %.1f, TCP %.1f)", float64(r.UDPBytes)/float64(r.N)/r.Quiet.Seconds(), float64(r.TCPBytes)/float64(r.N)/r.Quiet.Seconds())
-			}
+		bytes, writes := fmt.Sprintf("%.1f", r.BytesPerNodeSec()), fmt.Sprintf("%.2f", r.WritesPerNodeSec())
+		if r.System == "memberlist" {
+			bytes += fmt.Sprintf(" (UDP %.1f, TCP %.1f)", float64(r.UDPBytes)/float64(r.N)/r.Quiet.Seconds(), float64(r.TCPBytes)/float64(r.N)/r.Quiet.Seconds())
 		}
 		p50, p90 := ms(r.Join.P50), ms(r.Join.P90)
 		if r.Join.Count == 0 {
@@ -169,11 +163,7 @@ func (rep Report) Targets(ml, gv Result) [3]string {
 	mlMax, mlMaxS := joinMaxBound(ml)
 	gvMax, gvMaxS := joinMaxBound(gv)
 	t[1] = fmt.Sprintf("%s vs %s / 5 = %s: %s", gvMaxS, mlMaxS, ms(mlMax/5), verdict(gvOK && gvMax <= mlMax/5))
-	if !gv.BytesCounted {
-		t[2] = "not measured (transport without byte counts)"
-	} else {
-		a, b := gv.BytesPerNodeSec(), ml.BytesPerNodeSec()
-		t[2] = fmt.Sprintf("%.1f vs %.1f / 10 = %.1f B/node/s (ratio 1/%.1f): %s", a, b, b/10, b/a, verdict(a <= b/10))
-	}
+	a, b := gv.BytesPerNodeSec(), ml.BytesPerNodeSec()
+	t[2] = fmt.Sprintf("%.1f vs %.1f / 10 = %.1f B/node/s (ratio 1/%.1f): %s", a, b, b/10, b/a, verdict(a <= b/10))
 	return t
 }
