@@ -32,6 +32,11 @@ type Config struct {
 	// Heartbeat overrides Grapevine's transport heartbeat (0: the
 	// transport's default, which the daemon uses). For exploring only.
 	Heartbeat time.Duration
+	// BuildJoinAll builds memberlist's initial cluster by joining each
+	// node through every member so far, so that it converges at once
+	// instead of waiting for push/pull rounds when gossip misses a member
+	// (short tests). Measured joins always go through one member.
+	BuildJoinAll bool
 	// OnlyGrapevine skips memberlist (for exploring; Run then returns
 	// one result).
 	OnlyGrapevine bool

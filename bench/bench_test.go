@@ -14,7 +14,7 @@ import (
 func TestSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cfg := Config{N: 8, Joins: 2, Quiet: 3 * time.Second, ExactQuiet: true, Settle: time.Second, Seed: 1,
+	cfg := Config{N: 8, Joins: 2, Quiet: 3 * time.Second, ExactQuiet: true, BuildJoinAll: true, Settle: time.Second, Seed: 1,
 		JoinTimeout: 20 * time.Second, Converge: time.Minute, Dir: t.TempDir(), Logf: t.Logf}
 	res, err := Run(ctx, cfg)
 	if err != nil {

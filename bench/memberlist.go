@@ -190,7 +190,14 @@ func RunMemberlist(ctx context.Context, cfg Config) (res Result, err error) {
 		}
 		if i > 0 {
 			peer := nodes[pick.r.IntN(len(nodes))]
-			if _, err := n.list.Join([]string{peer.addr}); err != nil {
+			addrs := []string{peer.addr}
+			if cfg.BuildJoinAll {
+				addrs = addrs[:0]
+				for _, m := range nodes {
+					addrs = append(addrs, m.addr)
+				}
+			}
+			if _, err := n.list.Join(addrs); err != nil {
 				n.list.Shutdown()
 				return res, fmt.Errorf("node %d joining through %s: %w", i, peer.name, err)
 			}
