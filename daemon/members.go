@@ -1,11 +1,10 @@
 package daemon
 
 import (
-	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"sort"
-	"time"
 
 	"grapevine/announce"
 	"grapevine/core"
@@ -132,25 +131,17 @@ func (d *Daemon) membershipHandlers(mux *http.ServeMux) {
 	})
 }
 
-// onLoop runs f on the loop goroutine and writes its result as JSON, or
-// its error as 400.
+// onLoop runs f on the loop goroutine and writes its result as JSON; an
+// error without its own status is the caller's fault (400).
 func (d *Daemon) onLoop(w http.ResponseWriter, r *http.Request, f func(*core.Node) (any, error)) {
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	defer cancel()
-	var v any
-	var err error
-	if !d.Query(ctx, func(n *core.Node) { v, err = f(n) }) {
-		http.Error(w, "node is shutting down", http.StatusServiceUnavailable)
-		return
-	}
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
+	d.answer(w, r, func(n *core.Node) (any, error) {
+		v, err := f(n)
+		var ae *apiError
+		if err != nil && !errors.As(err, &ae) {
+			err = &apiError{http.StatusBadRequest, err.Error()}
+		}
+		return v, err
+	})
 }
 
 func recordKey(service string, id announce.NodeID) records.Key {

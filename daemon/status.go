@@ -191,17 +191,7 @@ func (d *Daemon) statusOf(n *core.Node) Status {
 
 func (d *Daemon) statusHandlers(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-		defer cancel()
-		st, ok := d.Snapshot(ctx)
-		if !ok {
-			http.Error(w, "node is shutting down", http.StatusServiceUnavailable)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		enc.Encode(st)
+		d.answer(w, r, func(n *core.Node) (any, error) { return d.statusOf(n), nil })
 	})
 	mux.HandleFunc("POST /v1/import", func(w http.ResponseWriter, r *http.Request) {
 		var recs []announce.Signed
