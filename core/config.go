@@ -18,15 +18,19 @@ type Config struct {
 	MaxTickGap   time.Duration
 
 	// SyncInterval is the anti-entropy round: each neighbour is asked for
-	// the changes since its cursor this often. New records are also pushed
-	// at once as digests, so the round only bounds recovery from a lost
-	// push. Default 30 s.
+	// the changes since its cursor this often. New records are pushed as
+	// digests (to every neighbour within a tick) over reliable links, and a
+	// link starts with a full round, so the round only bounds recovery from
+	// a fetch deferred by a rate limit. Default 5 min (memberlist's
+	// push/pull is 30 s; ours carries only changes, but idle rounds still
+	// cost bytes on every link).
 	SyncInterval time.Duration
 
-	// PushFanout: after a change, digests are pushed to at most this many
-	// neighbours that have not been sent it, chosen at random; the others
-	// get it from their own neighbours' pushes or their next round. 0
-	// pushes to every neighbour. Default 8 (about log3 of 10,000 nodes).
+	// PushFanout: after a change, digests are pushed at once to at most
+	// this many neighbours that have not been sent it, chosen at random;
+	// the others at the next tick (a neighbour that has the record by then
+	// does not fetch it). 0 pushes to every neighbour at once. Default 8 (about log3
+	// of 10,000 nodes).
 	PushFanout int
 
 	// LivenessWindow W (R1): a server is live while connected, or for W
@@ -151,7 +155,7 @@ func DefaultConfig() Config {
 	return Config{
 		TickInterval:       time.Second,
 		MaxTickGap:         10 * time.Second,
-		SyncInterval:       30 * time.Second,
+		SyncInterval:       5 * time.Minute,
 		PushFanout:         8,
 		LivenessWindow:     72 * time.Hour,
 		FirstSightWindow:   time.Hour,

@@ -71,9 +71,14 @@ func (n *Node) item(k records.Key, to announce.NodeID) (Item, bool) {
 	return Item{}, false
 }
 
-// pushDigests sends each neighbour the changes it has not been sent.
+// pushDigests sends each neighbour the changes it has not been sent: at
+// once to PushFanout of them (eager), and to every neighbour still behind
+// at the next tick (lazy), so a neighbour with no other link waits one
+// tick, not a sync round.
 func (n *Node) pushDigests() {
-	if n.pushedVer == n.ver {
+	lazy := n.lazyDue
+	n.lazyDue = false
+	if n.pushedVer == n.ver && !lazy {
 		return
 	}
 	n.pushedVer = n.ver
@@ -83,7 +88,7 @@ func (n *Node) pushDigests() {
 			behind = append(behind, l)
 		}
 	}
-	if f := n.cfg.PushFanout; f > 0 && len(behind) > f {
+	if f := n.cfg.PushFanout; f > 0 && len(behind) > f && !lazy {
 		n.rng.Shuffle(len(behind), func(i, j int) { behind[i], behind[j] = behind[j], behind[i] })
 		behind = behind[:f]
 		slices.SortFunc(behind, func(a, b *link) int { return cmp.Compare(a.id, b.id) })

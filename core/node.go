@@ -169,6 +169,7 @@ type link struct {
 // I/O: Step applies an input at a local time, Ready returns what to do.
 type Node struct {
 	syncRounds uint64
+	lazyDue    bool // the next pushDigests serves every neighbour behind
 
 	cfg  Config
 	key  announce.PrivateKey
@@ -542,6 +543,7 @@ func (n *Node) tick() {
 			delete(n.fetching, k)
 		}
 	}
+	n.lazyDue = true
 	// Anti-entropy rounds.
 	for _, l := range n.linkList {
 		if n.elapsed-l.lastSyncE >= n.cfg.SyncInterval {

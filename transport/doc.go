@@ -36,9 +36,10 @@
 // A newer connection dialled by the same side replaces an older one.
 // Frames are those of package
 // wire: a 4-byte length, then a message; a frame over Options.MaxFrame or
-// bytes wire.Decode refuses end the connection. Each side pings every
-// HeartbeatInterval, each pong is a core.RTTSample, and a connection with
-// nothing read for IdleTimeout is closed. Writes have a deadline per
+// bytes wire.Decode refuses end the connection. Each side pings once as
+// the link comes up; then the dialling side pings when the link was quiet
+// for HeartbeatInterval. Each pong is a core.RTTSample, and a connection
+// with nothing read for IdleTimeout is closed. Writes have a deadline per
 // frame; a peer that lets SendQueue frames pile up is disconnected rather
 // than buffered for. Disconnected, DialFailed and Rejection carry the
 // Reason* words.

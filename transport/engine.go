@@ -10,6 +10,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"grapevine/announce"
@@ -426,9 +427,12 @@ type conn struct {
 	e       *engine
 	peer    announce.NodeID
 	inbound bool
-	addr    string   // the remote address
-	nc      net.Conn // the framed stream: TLS, or a pipe
-	raw     net.Conn // what nc runs on, for closing abruptly
+	// lastRead is when the last frame arrived (Unix ns), for the writer's
+	// heartbeat.
+	lastRead atomic.Int64
+	addr     string   // the remote address
+	nc       net.Conn // the framed stream: TLS, or a pipe
+	raw      net.Conn // what nc runs on, for closing abruptly
 
 	sendq      chan []byte // encoded frames
 	pongq      chan uint64
@@ -495,6 +499,7 @@ func (c *conn) readLoop() error {
 		if err != nil {
 			return err
 		}
+		c.lastRead.Store(time.Now().UnixNano())
 		if n == 0 {
 			close(c.first)
 		}
@@ -582,6 +587,7 @@ func (c *conn) writeLoop() {
 	if !write(ping(), true) {
 		return
 	}
+	lastWrite := time.Now()
 	for {
 		ok := true
 		select {
@@ -589,11 +595,20 @@ func (c *conn) writeLoop() {
 			return
 		case f := <-c.sendq:
 			ok = write(f, len(c.sendq) == 0)
+			lastWrite = time.Now()
 		case n := <-c.pongq:
 			f, _ := wire.EncodeFrame(wire.Pong{Nonce: n})
 			ok = write(f, true)
+			lastWrite = time.Now()
 		case <-tick.C:
-			ok = write(ping(), true)
+			// Only the dialling side pings, and only a link that was
+			// quiet for a heartbeat in either direction: traffic already
+			// shows both ends are alive.
+			hb := e.opts.HeartbeatInterval
+			if !c.inbound && (time.Since(lastWrite) >= hb || time.Since(time.Unix(0, c.lastRead.Load())) >= hb) {
+				ok = write(ping(), true)
+				lastWrite = time.Now()
+			}
 		case <-c.retiring:
 			// Write what is queued, then close our side; the reader runs
 			// until the peer closes its side too.

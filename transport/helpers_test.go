@@ -61,7 +61,7 @@ func (r *recorder) onReject(rj Rejection) {
 	r.mu.Unlock()
 }
 
-const waitLimit = time.Minute
+const waitLimit = 2 * time.Minute
 
 // next returns the first unused input matching pred, waiting for it.
 func (r *recorder) next(t testing.TB, what string, pred func(core.Input) bool) core.Input {

@@ -97,9 +97,10 @@ type Options struct {
 	// "" takes the next free one.
 	ListenAddr string
 
-	// HeartbeatInterval: each side pings the other this often, and each
-	// pong is an RTTSample. The first ping goes out as the connection
-	// comes up. Default 10 s.
+	// HeartbeatInterval: each side pings once as the connection comes up;
+	// after that the dialling side pings whenever the link was quiet (no
+	// frame written or read) for this long. Each pong is an RTTSample.
+	// Default 30 s.
 	HeartbeatInterval time.Duration
 
 	// IdleTimeout: a connection on which no frame was read for this long
@@ -140,7 +141,7 @@ type Options struct {
 
 // Defaults.
 const (
-	DefaultHeartbeat     = 10 * time.Second
+	DefaultHeartbeat     = 30 * time.Second
 	DefaultWriteTimeout  = 10 * time.Second
 	DefaultHandshake     = 10 * time.Second
 	DefaultMaxHandshakes = 64
