@@ -17,9 +17,9 @@ import (
 	"grapevine/transport"
 )
 
-// GrapevineSync is the anti-entropy round the bench configures:
-// memberlist's unscaled PushPullInterval, and Grapevine's default.
-const GrapevineSync = 30 * time.Second
+// GrapevineSync is the anti-entropy round: Grapevine's default, as
+// `grapevine run` uses it.
+var GrapevineSync = core.DefaultConfig().SyncInterval
 
 // gvHandler is a node's logger: it timestamps the first "accepted" event
 // for each peer (the core's decision to hold a new record) and counts
