@@ -84,9 +84,9 @@ func (rep Report) Markdown(w io.Writer) {
 	if rep.Heartbeat > 0 {
 		hb, hbNote = rep.Heartbeat, fmt.Sprintf("**not the default** (%v)", transport.DefaultHeartbeat)
 	}
-	p("| liveness | probe one member every %v (timeout %v) | transport ping each way on every link every %v, %s; idle timeout %v |",
+	p("| liveness | probe one member every %v (timeout %v) | one transport ping each way when a link comes up, then from the dialling side on a link quiet for %v, %s; idle timeout %v |",
 		lan.ProbeInterval, lan.ProbeTimeout, hb, hbNote, 3*hb)
-	p("| dissemination | gossip every %v to %d random members, while there is news | on a change, digests pushed at once to at most %d neighbours, who fetch and pass on |",
+	p("| dissemination | gossip every %v to %d random members, while there is news | on a change, digests pushed at once to at most %d neighbours and to the others at the next tick (1 s); they fetch and pass on |",
 		lan.GossipInterval, lan.GossipNodes, dc.PushFanout)
 	p("| anti-entropy | full-state push/pull with one random member every %v, scaled with N (%v at 64, %v at 128) | each neighbour asked for changes since its cursor every %v (SyncInterval) |",
 		lan.PushPullInterval, MemberlistPushPull(64), MemberlistPushPull(128), GrapevineSync)
