@@ -227,12 +227,7 @@ func Append(b []byte, m core.Msg) ([]byte, error) {
 			e.id("id", k.ID)
 		}
 	case core.Records:
-		e.uvarint(uint64(len(m.Recs)))
-		for _, r := range m.Recs {
-			e.str(r.Msg)
-			e.str(r.Sig)
-			e.str(r.Key)
-		}
+		e.records(m.Recs)
 	case Ping:
 		e.u64(m.Nonce)
 	case Pong:
@@ -249,12 +244,7 @@ func Append(b []byte, m core.Msg) ([]byte, error) {
 		for _, r := range m.Revocations {
 			e.str(r)
 		}
-		e.uvarint(uint64(len(m.Records)))
-		for _, r := range m.Records {
-			e.str(r.Msg)
-			e.str(r.Sig)
-			e.str(r.Key)
-		}
+		e.records(m.Records)
 	}
 	if e.err != nil {
 		return b, e.err
@@ -301,10 +291,8 @@ func (e *encoder) check(m core.Msg) *Error {
 				return e.fail(ReasonBadUTF8, "certs["+strconv.Itoa(i)+"]", "not UTF-8")
 			}
 		}
-		for i, r := range m.Records {
-			if len(r.Msg) > MaxRecordLen || len(r.Sig) > MaxSigLen || len(r.Key) > MaxKeyLen {
-				return e.fail(ReasonTooLong, "records["+strconv.Itoa(i)+"]", "a field is over its limit")
-			}
+		if err := e.checkRecords("records", m.Records); err != nil {
+			return err
 		}
 	case core.Digest:
 		if len(m.Items) > MaxDigestItems {
@@ -328,19 +316,27 @@ func (e *encoder) check(m core.Msg) *Error {
 		if len(m.Recs) > MaxRecords {
 			return e.fail(ReasonTooMany, "recs", "%d, limit %d", len(m.Recs), MaxRecords)
 		}
-		for i, r := range m.Recs {
-			for _, f := range []struct {
-				name string
-				s    string
-				max  int
-			}{{"msg", r.Msg, MaxRecordLen}, {"sig", r.Sig, MaxSigLen}, {"key", r.Key, MaxKeyLen}} {
-				if len(f.s) > f.max {
-					return e.fail(ReasonTooLong, "recs["+strconv.Itoa(i)+"]."+f.name, "%d bytes, limit %d", len(f.s), f.max)
-				}
-			}
+		if err := e.checkRecords("recs", m.Recs); err != nil {
+			return err
 		}
 	default:
 		return e.fail(ReasonType, "type", "cannot encode %T (type %d)", m, m.Type())
+	}
+	return nil
+}
+
+// checkRecords refuses a signed record with a field over its bound.
+func (e *encoder) checkRecords(list string, recs []announce.Signed) *Error {
+	for i, r := range recs {
+		for _, f := range []struct {
+			name string
+			s    string
+			max  int
+		}{{"msg", r.Msg, MaxRecordLen}, {"sig", r.Sig, MaxSigLen}, {"key", r.Key, MaxKeyLen}} {
+			if len(f.s) > f.max {
+				return e.fail(ReasonTooLong, list+"["+strconv.Itoa(i)+"]."+f.name, "%d bytes, limit %d", len(f.s), f.max)
+			}
+		}
 	}
 	return nil
 }
@@ -359,6 +355,15 @@ func (e *encoder) checkService(i int, list, s string) *Error {
 func (e *encoder) u64(v uint64)     { e.b = binary.BigEndian.AppendUint64(e.b, v) }
 func (e *encoder) uvarint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
 func (e *encoder) str(s string)     { e.uvarint(uint64(len(s))); e.b = append(e.b, s...) }
+
+func (e *encoder) records(recs []announce.Signed) {
+	e.uvarint(uint64(len(recs)))
+	for _, r := range recs {
+		e.str(r.Msg)
+		e.str(r.Sig)
+		e.str(r.Key)
+	}
+}
 
 func (e *encoder) bool(v bool) {
 	if v {
@@ -493,11 +498,7 @@ func (d *decoder) msg() core.Msg {
 		d.list = "recs"
 		for i := range n {
 			d.idx = i
-			m.Recs[i] = announce.Signed{
-				Msg: d.str("msg", MaxRecordLen, false),
-				Sig: d.str("sig", MaxSigLen, false),
-				Key: d.str("key", MaxKeyLen, false),
-			}
+			m.Recs[i] = d.record()
 			if d.err != nil {
 				return nil
 			}
@@ -526,11 +527,7 @@ func (d *decoder) msg() core.Msg {
 		}
 		n = d.count("records", MaxRecords, minRecord)
 		for range n {
-			m.Records = append(m.Records, announce.Signed{
-				Msg: d.str("msg", MaxRecordLen, false),
-				Sig: d.str("sig", MaxSigLen, false),
-				Key: d.str("key", MaxKeyLen, false),
-			})
+			m.Records = append(m.Records, d.record())
 		}
 		if d.err != nil {
 			return nil
@@ -539,6 +536,15 @@ func (d *decoder) msg() core.Msg {
 	}
 	d.fail(ReasonType, "type", 1, "unknown message type %d", d.typ)
 	return nil
+}
+
+// record reads one signed record; the core verifies its strings.
+func (d *decoder) record() announce.Signed {
+	return announce.Signed{
+		Msg: d.str("msg", MaxRecordLen, false),
+		Sig: d.str("sig", MaxSigLen, false),
+		Key: d.str("key", MaxKeyLen, false),
+	}
 }
 
 func (d *decoder) u64(field string) uint64 {
