@@ -81,9 +81,15 @@ func create(t *testing.T, root, name string, args ...string) string {
 
 func start(t *testing.T, name, dir string, boot ...string) *proc {
 	t.Helper()
+	return startArgs(t, name, dir, nil, boot...)
+}
+
+// startArgs is start with extra flags for grapevine run.
+func startArgs(t *testing.T, name, dir string, extra []string, boot ...string) *proc {
+	t.Helper()
 	os.Remove(filepath.Join(dir, daemon.RunDir, daemon.StatusFile))
 	os.Remove(filepath.Join(dir, daemon.RunDir, daemon.LocatorsFile))
-	args := []string{"run", "--log-format", "json", "--log-level", "debug"}
+	args := append([]string{"run", "--log-format", "json", "--log-level", "debug"}, extra...)
 	for _, b := range boot {
 		args = append(args, "--bootstrap", b)
 	}

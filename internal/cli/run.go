@@ -16,7 +16,7 @@ import (
 func init() {
 	register(&command{
 		name:    "run",
-		args:    "[--bootstrap LOCATOR]... [--log-format text|json] [--log-level info|debug] DIR",
+		args:    "[--bootstrap LOCATOR]... [--log-format text|json] [--log-level info|debug] [--clock-offset-file FILE] DIR",
 		summary: "Run the node in DIR until SIGINT or SIGTERM.",
 		run:     runRun,
 	})
@@ -28,6 +28,7 @@ func runRun(env *Env, args []string) int {
 	var boot listFlag
 	fs.Var(&boot, "bootstrap", "a gv:// locator to dial at start, besides the configuration's (repeatable)")
 	lf := addLogFlags(fs)
+	offsetFile := fs.String("clock-offset-file", "", "testing: run on the system clock plus the duration in FILE (e.g. 8760h), re-read every second")
 	pos, code, ok := parseFlags(env, c, fs, args)
 	if !ok {
 		return code
@@ -41,7 +42,11 @@ func runRun(env *Env, args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := daemon.Run(ctx, daemon.Options{Dir: pos[0], Bootstrap: boot, Logger: log}); err != nil {
+	opt := daemon.Options{Dir: pos[0], Bootstrap: boot, Logger: log}
+	if *offsetFile != "" {
+		opt.Now = daemon.OffsetClock(*offsetFile, func(err error) { log.Warn("clock offset ignored", "err", err) })
+	}
+	if err := daemon.Run(ctx, opt); err != nil {
 		return fail(env, c, err)
 	}
 	return exitOK
