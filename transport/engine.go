@@ -249,6 +249,10 @@ func (e *engine) Send(peer announce.NodeID, m core.Msg) {
 	if c == nil {
 		return
 	}
+	if c.queued.Add(int64(len(f))) > int64(e.opts.SendQueueBytes) {
+		c.close(ReasonQueueFull, nil)
+		return
+	}
 	select {
 	case c.sendq <- f:
 	default:
@@ -434,7 +438,8 @@ type conn struct {
 	nc       net.Conn // the framed stream: TLS, or a pipe
 	raw      net.Conn // what nc runs on, for closing abruptly
 
-	sendq      chan []byte // encoded frames
+	sendq      chan []byte  // encoded frames
+	queued     atomic.Int64 // bytes in sendq
 	pongq      chan uint64
 	done       chan struct{}
 	writerDone chan struct{}
@@ -449,6 +454,29 @@ type conn struct {
 	pingMu    sync.Mutex
 	pingNonce uint64
 	pingAt    time.Time
+
+	budget readBudget // only the read loop uses it
+}
+
+// readBudget is a token bucket of bytes (Options.ReadRate, ReadBurst).
+type readBudget struct {
+	rate, burst, tokens float64
+	at                  time.Time
+}
+
+// take spends n bytes and returns how long to wait before reading on.
+func (b *readBudget) take(n int, now time.Time) time.Duration {
+	if b.at.IsZero() {
+		b.tokens = b.burst
+	} else {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.at).Seconds()*b.rate)
+	}
+	b.at = now
+	b.tokens -= float64(n)
+	if b.tokens >= 0 {
+		return 0
+	}
+	return time.Duration(-b.tokens / b.rate * float64(time.Second))
 }
 
 func (e *engine) newConn(nc, raw net.Conn, peer announce.NodeID, inbound bool, addr string) *conn {
@@ -460,6 +488,7 @@ func (e *engine) newConn(nc, raw net.Conn, peer announce.NodeID, inbound bool, a
 		writerDone: make(chan struct{}),
 		first:      make(chan struct{}),
 		retiring:   make(chan struct{}),
+		budget:     readBudget{rate: e.opts.ReadRate, burst: float64(e.opts.ReadBurst)},
 	}
 }
 
@@ -498,6 +527,13 @@ func (c *conn) readLoop() error {
 		b, err := wire.ReadFrame(br, e.opts.MaxFrame)
 		if err != nil {
 			return err
+		}
+		if wait := c.budget.take(len(b), time.Now()); wait > 0 {
+			select {
+			case <-time.After(wait):
+			case <-c.done:
+				return nil
+			}
 		}
 		c.lastRead.Store(time.Now().UnixNano())
 		if n == 0 {
@@ -594,6 +630,7 @@ func (c *conn) writeLoop() {
 		case <-c.done:
 			return
 		case f := <-c.sendq:
+			c.queued.Add(-int64(len(f)))
 			ok = write(f, len(c.sendq) == 0)
 			lastWrite = time.Now()
 		case n := <-c.pongq:

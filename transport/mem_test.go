@@ -9,6 +9,7 @@ import (
 
 	"grapevine/announce"
 	"grapevine/core"
+	"grapevine/records"
 )
 
 // In a synctest bubble the memory network runs on the fake clock:
@@ -154,4 +155,38 @@ func TestMemAddresses(t *testing.T) {
 	if hub.Endpoint(testKey(t, 3)).Addr() != "mem:2" {
 		t.Fatal("next free address is not mem:2")
 	}
+}
+
+// A peer that does not keep up is disconnected once SendQueueBytes wait,
+// however few the frames.
+func TestMemSendQueueBytes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hub := NewMemNetwork()
+		a := start(t, func(t *testing.T, o Options) Transport {
+			o.MaxFrame = 64 << 10
+			o.SendQueueBytes = 64 << 10
+			tr, _ := hub.EndpointWith(o)
+			return tr
+		}, testKey(t, 1), nil)
+		bKey := testKey(t, 2)
+		b := hub.Endpoint(bKey) // nobody reads its inputs
+		a.tr.Dial(bKey.ID(), []string{locator(bKey, b)}, time.Second)
+		a.rec.next(t, "Connected", isConnected(bKey.ID()))
+		big := core.Fetch{}
+		for i := range 1000 {
+			big.Keys = append(big.Keys, records.Key{Service: "storage", ID: testKey(t, byte(i%4+3)).ID()})
+		}
+		sent := 0
+		for a.rec.count(isDisconnected(bKey.ID())) == 0 && sent < 200 {
+			a.tr.Send(bKey.ID(), big)
+			sent++
+			synctest.Wait()
+		}
+		d := a.rec.next(t, "Disconnected", isDisconnected(bKey.ID())).(core.Disconnected)
+		if d.Err != ReasonQueueFull || sent >= 200 {
+			t.Fatalf("Disconnected %q after %d frames of %d bytes, want %q well before 200", d.Err, sent, big.Size(), ReasonQueueFull)
+		}
+		b.Close()
+		a.tr.Close()
+	})
 }

@@ -124,10 +124,20 @@ type Options struct {
 	// logged); a peer that sends one is disconnected.
 	MaxFrame int
 
+	// ReadRate bounds, in bytes per second, what is read from one
+	// connection, in bursts of ReadBurst: a faster peer is read more
+	// slowly and TCP pushes back on it, so one neighbour cannot take the
+	// node's CPU from the others. Defaults 4 MiB/s and 2 × MaxFrame; a
+	// full sync of 4096 records of 1 KiB fits in one burst.
+	ReadRate  float64
+	ReadBurst int
+
 	// SendQueue bounds the frames waiting to be written on one
-	// connection. A connection whose queue is full is closed: the peer is
-	// not reading, and the core resyncs after reconnecting. Default 256.
-	SendQueue int
+	// connection, and SendQueueBytes their bytes. A connection whose queue
+	// is full is closed: the peer is not reading, and the core resyncs
+	// after reconnecting. Defaults 256 and 16 MiB.
+	SendQueue      int
+	SendQueueBytes int
 
 	// Logger receives connection events (Info) and dropped messages
 	// (Warn). Nil discards them.
@@ -141,15 +151,20 @@ type Options struct {
 
 // Defaults.
 const (
-	DefaultHeartbeat     = 30 * time.Second
-	DefaultWriteTimeout  = 10 * time.Second
-	DefaultHandshake     = 10 * time.Second
-	DefaultMaxHandshakes = 64
-	DefaultSendQueue     = 256
+	DefaultHeartbeat      = 30 * time.Second
+	DefaultWriteTimeout   = 10 * time.Second
+	DefaultHandshake      = 10 * time.Second
+	DefaultMaxHandshakes  = 64
+	DefaultSendQueue      = 256
+	DefaultReadRate       = 4 << 20
+	DefaultSendQueueBytes = 16 << 20
 	// DefaultDialTimeout applies to a Dial whose timeout is not positive.
 	DefaultDialTimeout = 20 * time.Second
-	// InputQueue is the buffer of the Inputs channel.
-	InputQueue = 256
+	// InputQueue is the buffer of the Inputs channel. It is small on
+	// purpose: a frame from one neighbour waits behind at most this many
+	// (and one per other connection), so a flooding neighbour delays the
+	// others little, and decoded frames waiting in memory stay few.
+	InputQueue = 16
 )
 
 func (o Options) withDefaults() (Options, error) {
@@ -179,6 +194,15 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.SendQueue <= 0 {
 		o.SendQueue = DefaultSendQueue
+	}
+	if o.SendQueueBytes < o.MaxFrame {
+		o.SendQueueBytes = max(DefaultSendQueueBytes, o.MaxFrame)
+	}
+	if o.ReadRate <= 0 {
+		o.ReadRate = DefaultReadRate
+	}
+	if o.ReadBurst < o.MaxFrame {
+		o.ReadBurst = 2 * o.MaxFrame
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
