@@ -124,6 +124,7 @@ type Config struct {
 type Variant struct {
 	RelayAll           bool // R1 off: pass on every held record (Tahoe's behaviour)
 	RelayConnectedOnly bool // R1 as the seed wrote it: only servers connected now
+	RelayUnreached     bool // R1's dialler check off: a dialling node also passes on servers it never reached
 	NoRefresh          bool // R2 off: publish only at start and on change
 	NoDialOrder        bool // R3 off: dial in ID order with no in-flight limit
 	NeverForget        bool // R4 off: never forget (Tahoe)

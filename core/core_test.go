@@ -239,10 +239,13 @@ func steadyBytes(t *testing.T, servers int) float64 {
 }
 
 // Imported records are verified and stored like gossiped ones: a bad one
-// is rejected with a reason, a good one is held and passed on only for the
-// first-sight window.
+// is rejected with a reason, a good one is held and, by a node that does
+// not dial servers, passed on only for the first-sight window. A node that
+// dials servers does not pass on one it never reached.
 func TestImport(t *testing.T) {
 	cfg := core.TestConfig()
+	dialler := newNode(t, "dialler", cfg)
+	cfg.DialServers = false
 	n := newNode(t, "importer", cfg)
 	key := sim.KeyFor("srv", 7)
 	good := announce.Sign(key, announce.Build(key, announce.Template{Service: announce.Service{Name: "storage"}}, 3))
@@ -262,6 +265,14 @@ func TestImport(t *testing.T) {
 	}
 	if !n.Relays(key.ID()) {
 		t.Fatal("first sighting not relayed")
+	}
+	dialler.Step(t0, core.Import{Recs: []announce.Signed{good}})
+	if !dialler.Holds(key.ID()) || dialler.Relays(key.ID()) {
+		t.Fatalf("a dialling node: holds %v, relays %v; want held, not relayed before it connects", dialler.Holds(key.ID()), dialler.Relays(key.ID()))
+	}
+	dialler.Step(t0, core.Connected{Peer: key.ID()})
+	if !dialler.Relays(key.ID()) {
+		t.Fatal("a dialling node does not relay a server it is connected to")
 	}
 	// A neighbour that asks for it gets it (imports have no source to
 	// leave out).

@@ -111,9 +111,15 @@ type Dial struct {
 //  2. if StateChanged, persist State() (or the parts it tracks);
 //  3. send Messages, cancel CancelDials, start Dials;
 //  4. log or show Events.
+//
+// HistoryChanged says only connection history changed (connects,
+// disconnects, failed dials): nothing sent depends on it, so the driver
+// may persist it later, in one write with others (a crash then loses at
+// most that much history, never a record or the counter).
 type Ready struct {
-	Counter      int64
-	StateChanged bool
+	Counter        int64
+	StateChanged   bool
+	HistoryChanged bool
 	Messages     []Envelope
 	Dials        []Dial
 	CancelDials  []announce.NodeID
@@ -403,7 +409,10 @@ func (n *Node) index(k records.Key) uint64 {
 func (n *Node) unindex(k records.Key) { delete(n.verOf, k) }
 
 // live reports whether a server is live to this node (R1): connected now,
-// or a new seqnum from it arrived within W in this run.
+// or a new seqnum from it arrived within W in this run. A node that dials
+// servers vouches only for servers it has reached itself: news of one it
+// never connected to is not passed on (a flood of fresh keys with
+// unreachable addresses stops at the first dialling node).
 func (n *Node) live(id announce.NodeID) bool {
 	if id == n.id {
 		return true
@@ -418,11 +427,17 @@ func (n *Node) live(id announce.NodeID) bool {
 	case n.cfg.Variant.RelayConnectedOnly:
 		return p.connected
 	}
+	if p.connected {
+		return true
+	}
+	if n.cfg.DialServers && !n.cfg.Variant.RelayUnreached && p.LastConnectedE < 0 {
+		return false
+	}
 	window := n.cfg.LivenessWindow
 	if p.firstSight {
 		window = n.cfg.FirstSightWindow
 	}
-	return p.connected || (p.fresh && n.elapsed-p.freshE < window)
+	return p.fresh && n.elapsed-p.freshE < window
 }
 
 func (n *Node) publish(why string) {
