@@ -106,12 +106,22 @@ func errorf(code int, format string, args ...any) error {
 
 // answer runs f on the loop goroutine and writes its result as JSON, or
 // its error as plain text with the *apiError's status (500 for others).
+// A POST is a write: while the node is read-only it is refused with 503
+// before f runs.
 func (d *Daemon) answer(w http.ResponseWriter, r *http.Request, f func(*core.Node) (any, error)) {
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	var v any
 	var err error
-	if !d.Query(ctx, func(n *core.Node) { v, err = f(n) }) {
+	run := func(n *core.Node) {
+		if r.Method == http.MethodPost {
+			if err = d.writable(); err != nil {
+				return
+			}
+		}
+		v, err = f(n)
+	}
+	if !d.Query(ctx, run) {
 		http.Error(w, "node is shutting down", http.StatusServiceUnavailable)
 		return
 	}

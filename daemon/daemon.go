@@ -55,6 +55,9 @@ type Options struct {
 	Now func() time.Time
 	// OnReady is called once the node is listening.
 	OnReady func(*Daemon)
+
+	// retryEvery replaces ReadOnlyRetry (tests).
+	retryEvery time.Duration
 }
 
 // Daemon is a running node.
@@ -77,6 +80,15 @@ type Daemon struct {
 
 	token   string   // the API token (auth.go)
 	metrics *metrics // counters fed by logEvent (metrics.go)
+
+	// Read-only mode (see apply): ro is the write that failed, nil while
+	// the node can write. durable is the highest counter known to be on
+	// disk; withheld says own records above it were kept back.
+	ro        *PersistError
+	roSince   time.Time
+	lastRetry time.Time // monotonic
+	durable   int64
+	withheld  bool
 }
 
 // services is what the node announces: its configured services and, in a
@@ -161,6 +173,10 @@ func Run(ctx context.Context, opt Options) (err error) {
 		return fmt.Errorf("%s: %w", filepath.Join(opt.Dir, BookFile), err)
 	}
 	st.Counter = max(st.Counter, dir.Counter())
+	d.durable = st.Counter
+	if opt.retryEvery <= 0 {
+		d.opt.retryEvery = ReadOnlyRetry
+	}
 
 	var boot []announce.Locator
 	for i, s := range append(slices.Clone(dir.Config.Bootstrap), opt.Bootstrap...) {
@@ -254,9 +270,7 @@ const maxBatch = 64
 func (d *Daemon) loop(ctx context.Context) error {
 	tick := time.NewTicker(d.cfg.TickInterval)
 	defer tick.Stop()
-	if err := d.step(core.Tick{}); err != nil {
-		return err
-	}
+	d.apply(core.Tick{}) // a failed write is read-only mode, not an exit
 	for {
 		var batch []core.Input
 		select {
@@ -285,48 +299,59 @@ func (d *Daemon) loop(ctx context.Context) error {
 			q(d.node)
 			continue
 		}
-		if _, err := d.apply(batch...); err != nil {
-			return err
-		}
+		d.apply(batch...) // errors are read-only mode, logged by apply
 	}
-}
-
-// step applies one input and acts on the outputs.
-func (d *Daemon) step(in core.Input) error {
-	_, err := d.apply(in)
-	return err
 }
 
 func (d *Daemon) stepEvents(in core.Input) ([]core.Event, error) { return d.apply(in) }
 
 // apply steps the core through ins, persists once what they changed, and
 // only then sends, dials and logs, in the order the core produced them.
+//
+// A failed write puts the node in read-only mode instead of stopping it
+// (docs/design.md §7): it keeps running on what it holds, sends nothing
+// that carries an own seqnum above the counter on disk, refuses operator
+// writes (Import, Forget, SetServices) with a *ReadOnlyError, and tries a
+// full save again every ReadOnlyRetry. The error apply returns says the
+// inputs' effects are not on disk.
 func (d *Daemon) apply(ins ...core.Input) ([]core.Event, error) {
+	if slices.ContainsFunc(ins, operatorWrite) {
+		if err := d.writable(); err != nil {
+			return nil, err
+		}
+	}
 	readies := make([]core.Ready, 0, len(ins))
 	var merged core.Ready
+	tick := false
 	for _, in := range ins {
 		if r, ok := in.(core.Received); ok {
 			if m, ok := r.Msg.(wire.Redeem); ok {
-				d.tr.Send(r.From, d.redeem(r.From, m.Secret))
+				reply := d.redeem(r.From, m.Secret)
+				reply.Records = d.ownFilter(reply.Records)
+				d.tr.Send(r.From, reply)
 				continue
 			}
 		}
+		_, isTick := in.(core.Tick)
+		tick = tick || isTick
 		d.node.Step(d.opt.Now(), in)
 		r := d.node.Ready()
 		merged.Counter = max(merged.Counter, r.Counter)
 		merged.StateChanged = merged.StateChanged || r.StateChanged
 		readies = append(readies, r)
 	}
-	if err := persist(d.dir, d.book, d.node, merged); err != nil {
-		return nil, err
-	}
-	if err := d.policy.save(d.opt.Dir); err != nil {
-		return nil, err
+	var perr error
+	if d.ro == nil {
+		perr = d.write(merged)
+	} else {
+		perr = d.retry(tick)
 	}
 	var events []core.Event
 	for _, r := range readies {
 		for _, m := range r.Messages {
-			d.tr.Send(m.To, m.Msg)
+			if msg, ok := d.outgoing(m.Msg); ok {
+				d.tr.Send(m.To, msg)
+			}
 		}
 		for _, id := range r.CancelDials {
 			d.tr.CancelDial(id)
@@ -339,33 +364,192 @@ func (d *Daemon) apply(ins ...core.Input) ([]core.Event, error) {
 		}
 		events = append(events, r.Events...)
 	}
-	return events, nil
+	if perr == nil && d.withheld {
+		// Back from read-only mode: what was kept back is on disk now;
+		// re-sign at the next seqnum so that it is pushed to everyone.
+		d.withheld = false
+		d.apply(core.SetServices{Services: d.services()})
+	}
+	return events, perr
+}
+
+// ReadOnlyRetry is how often a node in read-only mode tries to save again.
+const ReadOnlyRetry = 2 * time.Second
+
+// ErrReadOnly is matched (errors.Is) by a *ReadOnlyError.
+var ErrReadOnly = errors.New("node is read-only")
+
+// ReadOnlyError refuses, or reports as not persisted, a write made while
+// the node cannot write its files.
+type ReadOnlyError struct {
+	Cause *PersistError
+	Retry time.Duration
+}
+
+func (e *ReadOnlyError) Error() string {
+	return fmt.Sprintf("node is read-only: %v; writes are refused until it can save again (it retries every %v)", e.Cause, e.Retry)
+}
+
+func (e *ReadOnlyError) Unwrap() []error { return []error{ErrReadOnly, e.Cause} }
+
+// As makes every handler answer a read-only refusal with 503.
+func (e *ReadOnlyError) As(target any) bool {
+	if ae, ok := target.(**apiError); ok {
+		*ae = &apiError{http.StatusServiceUnavailable, e.Error()}
+		return true
+	}
+	return false
+}
+
+// PersistError is a write of the node's state that failed.
+type PersistError struct {
+	What string // "announcement counter", "peer book" or "revocations"
+	File string
+	Err  error
+}
+
+func (e *PersistError) Error() string { return e.What + " not writable: " + e.Err.Error() }
+func (e *PersistError) Unwrap() error { return e.Err }
+
+// operatorWrite reports inputs an operator waits on: refused while
+// read-only, since they would be acknowledged without being on disk.
+func operatorWrite(in core.Input) bool {
+	switch in.(type) {
+	case core.Import, core.Forget, core.SetServices, core.Leave:
+		return true
+	}
+	return false
+}
+
+// write persists r and the revocations. A failure enters read-only mode,
+// a success leaves it.
+func (d *Daemon) write(r core.Ready) error {
+	err := persist(d.dir, d.book, d.node, r)
+	if err == nil {
+		if perr := d.policy.save(d.opt.Dir); perr != nil {
+			err = &PersistError{What: "revocations", File: filepath.Join(d.opt.Dir, RevocationsFile), Err: perr}
+		}
+	}
+	d.durable = max(d.durable, d.dir.Counter())
+	var pe *PersistError
+	if err != nil && !errors.As(err, &pe) {
+		pe = &PersistError{What: "node state", File: d.opt.Dir, Err: err}
+	}
+	switch {
+	case pe != nil && d.ro == nil:
+		d.roSince, d.lastRetry = d.opt.Now(), time.Now()
+		d.log.Error(pe.Error()+"; running read-only", "file", pe.File, "err", pe.Err.Error(), "retry_every", d.opt.retryEvery.String())
+	case pe != nil && pe.Error() != d.ro.Error():
+		d.log.Warn("still read-only: "+pe.Error(), "file", pe.File, "err", pe.Err.Error())
+	case pe != nil:
+		d.log.Debug("still read-only", "err", pe.Error())
+	case d.ro != nil:
+		d.log.Info("writable again: state saved; leaving read-only mode", "file", d.ro.File,
+			"read_only_for", d.opt.Now().Sub(d.roSince).Round(time.Millisecond).String())
+		d.roSince = time.Time{}
+	}
+	d.ro = pe
+	if pe != nil {
+		return &ReadOnlyError{Cause: pe, Retry: d.opt.retryEvery}
+	}
+	return nil
+}
+
+// retry saves everything (the counter, the state, the revocations) if due
+// and ReadOnlyRetry has passed since the last attempt. It returns nil
+// once the node can write again.
+func (d *Daemon) retry(due bool) error {
+	if !due || time.Since(d.lastRetry) < d.opt.retryEvery {
+		return &ReadOnlyError{Cause: d.ro, Retry: d.opt.retryEvery}
+	}
+	d.lastRetry = time.Now()
+	return d.write(core.Ready{Counter: d.node.Counter(), StateChanged: true})
+}
+
+// outgoing returns m without what carries an own seqnum above the counter
+// on disk, and false if nothing is left to send.
+func (d *Daemon) outgoing(m core.Msg) (core.Msg, bool) {
+	if d.node.Counter() <= d.durable {
+		return m, true
+	}
+	switch m := m.(type) {
+	case core.Records:
+		recs := d.ownFilter(m.Recs)
+		return core.Records{Recs: recs}, len(recs) > 0
+	case core.Digest:
+		items := make([]core.Item, 0, len(m.Items))
+		for _, it := range m.Items {
+			if it.ID == d.node.ID() && it.Seqnum > d.durable {
+				d.withheld = true
+				continue
+			}
+			items = append(items, it)
+		}
+		m.Items = items
+		return m, true // even empty, it moves the cursor
+	}
+	return m, true
+}
+
+// ownFilter drops own records whose seqnum is above the counter on disk.
+func (d *Daemon) ownFilter(recs []announce.Signed) []announce.Signed {
+	if d.node.Counter() <= d.durable {
+		return recs
+	}
+	out := make([]announce.Signed, 0, len(recs))
+	for _, s := range recs {
+		if s.Key == string(d.node.ID()) {
+			if a, err := announce.ParseUnverified(s); err != nil || !a.HasSeqnum || a.Seqnum > d.durable {
+				d.withheld = true
+				continue
+			}
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // persist does the first two steps of acting on Ready: the counter, then
-// the state.
+// the state. Its errors are *PersistError.
 func persist(dir *nodedir.Node, book peerbook.Book, n *core.Node, r core.Ready) error {
+	bookFile := filepath.Join(dir.Dir, BookFile)
 	if r.Counter > 0 {
 		if err := dir.StoreCounter(r.Counter); err != nil {
-			return fmt.Errorf("persisting the announcement counter: %w", err)
+			return &PersistError{What: "announcement counter", File: filepath.Join(dir.Dir, nodedir.CounterFile), Err: err}
 		}
 		if err := book.SaveCounter(r.Counter); err != nil {
-			return fmt.Errorf("persisting the announcement counter: %w", err)
+			return &PersistError{What: "peer book", File: bookFile, Err: err}
 		}
 	}
 	if r.StateChanged {
 		if err := book.Save(n.State()); err != nil {
-			return fmt.Errorf("persisting the peer book: %w", err)
+			return &PersistError{What: "peer book", File: bookFile, Err: err}
 		}
 	}
 	return nil
 }
 
+// save writes everything at shutdown: after read-only mode, it is the
+// last chance for what changed since.
 func (d *Daemon) save() error {
-	if err := d.book.Save(d.node.State()); err != nil {
-		return fmt.Errorf("persisting the peer book: %w", err)
+	wasReadOnly, since := d.ro != nil, d.roSince
+	if err := d.write(core.Ready{Counter: d.node.Counter(), StateChanged: true}); err != nil {
+		if wasReadOnly {
+			return fmt.Errorf("stopping read-only: %w; what changed since %s is not saved", d.ro, since.Format(time.RFC3339))
+		}
+		return fmt.Errorf("stopping: %w", d.ro)
 	}
 	return nil
+}
+
+// writable returns nil if the node can write, trying a save first if it
+// is read-only and the retry interval has passed; else a *ReadOnlyError.
+// Handlers of writes call it on the loop before acting.
+func (d *Daemon) writable() error {
+	if d.ro == nil {
+		return nil
+	}
+	return d.retry(true)
 }
 
 // logEvent writes an explain event: decisions to forget, reject, skip or

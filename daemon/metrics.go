@@ -112,6 +112,7 @@ type statusCollector struct {
 	known, connected, live, tombstoned, peers             *prometheus.Desc
 	records, tombstones, inFlight, seqnum, elapsed, bytes *prometheus.Desc
 	syncRounds, trIn, trOut                               *prometheus.Desc
+	readOnly                                              *prometheus.Desc
 }
 
 func newStatusCollector(d *Daemon) *statusCollector {
@@ -133,13 +134,14 @@ func newStatusCollector(d *Daemon) *statusCollector {
 		syncRounds: g("grapevine_sync_rounds_total", "Anti-entropy requests sent since start."),
 		trIn:       g("grapevine_transport_received_bytes_total", "Bytes read from the transport's TCP sockets since start, under TLS (handshakes and framing included)."),
 		trOut:      g("grapevine_transport_sent_bytes_total", "Bytes written to the transport's TCP sockets since start, under TLS (handshakes and framing included)."),
+		readOnly:   g("grapevine_read_only", "1 while the node cannot write its files (a full disk, say) and runs read-only: imports are refused and no unsaved seqnum of its own is sent; read_only_reason in /v1/status says why. 0 while writable."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *statusCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.known, c.connected, c.live, c.tombstoned, c.peers, c.records, c.tombstones,
-		c.inFlight, c.seqnum, c.elapsed, c.bytes, c.syncRounds, c.trIn, c.trOut} {
+		c.inFlight, c.seqnum, c.elapsed, c.bytes, c.syncRounds, c.trIn, c.trOut, c.readOnly} {
 		ch <- d
 	}
 }
@@ -168,6 +170,7 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.inFlight, float64(st.InFlight))
 	gauge(c.seqnum, float64(st.Counter))
 	gauge(c.elapsed, st.ElapsedS)
+	gauge(c.readOnly, boolGauge(st.ReadOnly))
 	gauge(c.bytes, float64(sum.BytesIn), "received")
 	gauge(c.bytes, float64(sum.BytesOut), "sent")
 	ch <- prometheus.MustNewConstMetric(c.syncRounds, prometheus.CounterValue, float64(st.SyncRounds))
@@ -176,6 +179,13 @@ func (c *statusCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.trIn, prometheus.CounterValue, float64(ts.BytesIn))
 		ch <- prometheus.MustNewConstMetric(c.trOut, prometheus.CounterValue, float64(ts.BytesOut))
 	}
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // statusSummary is what the metrics and /v1/servers derive from Status.

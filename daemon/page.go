@@ -187,6 +187,8 @@ type pageView struct {
 	Forgotten []forgottenView
 	Events    []eventView // newest first
 	AllEvents int         // len(St.Events)
+	// ReadOnlySince: when read-only mode began (the banner).
+	ReadOnlySince when
 }
 
 type serverView struct {
@@ -217,6 +219,9 @@ type eventView struct {
 func newPageView(st Status, events int) pageView {
 	v := pageView{St: st, Now: when{OK: true, Text: st.Now.Format(absLayout), Abs: st.Now.Format(absLayout), ISO: st.Now.Format(time.RFC3339Nano)},
 		AllEvents: len(st.Events)}
+	if st.ReadOnlySince != nil {
+		v.ReadOnlySince = whenAgo(st.Now, max(st.Now.Sub(*st.ReadOnlySince).Seconds(), 0), st.ReadOnlySince)
+	}
 	for _, s := range st.Servers {
 		sv := serverView{ServerStatus: s, Conn: connState(s),
 			NextDial:      whenIn(st.Now, s.NextDialInS),

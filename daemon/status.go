@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -35,6 +36,15 @@ type Status struct {
 	Servers   []ServerStatus   `json:"servers"`
 	Forgotten []ForgottenEntry `json:"forgotten"`
 	Events    []EventStatus    `json:"events"`
+
+	// ReadOnly: a write of the node's files failed (a full disk, say); the
+	// node runs on what it holds, sends no seqnum of its own that is not on
+	// disk, refuses imports and forgets, and saves again every few seconds
+	// until it can (docs/run.md). ReadOnlyReason names the file and the OS
+	// error; ReadOnlySince is when it began. Both are empty while writable.
+	ReadOnly       bool       `json:"read_only"`
+	ReadOnlyReason string     `json:"read_only_reason"`
+	ReadOnlySince  *time.Time `json:"read_only_since,omitempty"`
 }
 
 // ServerStatus is one known node.
@@ -133,6 +143,9 @@ func (d *Daemon) statusOf(n *core.Node) Status {
 		Now: n.Wall(), Counter: n.Counter(), ElapsedS: now.Seconds(), Records: n.RecordCount(),
 		Tombstones: n.TombstoneCount(), InFlight: n.InFlight(), SyncRounds: n.SyncRounds(),
 		Servers: []ServerStatus{}, Forgotten: []ForgottenEntry{}, Events: []EventStatus{}}
+	if d.ro != nil {
+		st.ReadOnly, st.ReadOnlyReason, st.ReadOnlySince = true, d.ro.Error(), wallPtr(d.roSince)
+	}
 	day := 24 * time.Hour
 	for _, s := range n.Servers() {
 		if s.ID == n.ID() {
@@ -212,7 +225,13 @@ func (d *Daemon) statusHandlers(mux *http.ServeMux) {
 			return
 		}
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
+			// Read-only: 503, the import is not acknowledged (ReadOnlyError).
+			code := http.StatusInternalServerError
+			var ae *apiError
+			if errors.As(err, &ae) {
+				code = ae.code
+			}
+			http.Error(w, err.Error(), code)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")

@@ -15,7 +15,9 @@
 // loss, and a crash before that leaves the previous state whole. The
 // counter never goes down: SaveCounter refuses a lower value, and Save
 // keeps the higher of the stored and the given counter. A file is locked
-// while open, so one process at a time uses it.
+// while open, so one process at a time uses it. A write that fails (a
+// full disk is reported as syscall.ENOSPC) changes nothing, and the next
+// Save writes the whole difference from what the file holds.
 //
 // # Schema versions
 //

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"modernc.org/sqlite"
@@ -236,11 +237,30 @@ func (b *SQLite) Save(st core.State) error {
 	}
 	next.counter = max(next.counter, b.last.counter)
 	if err := b.write(b.last, next); err != nil {
-		b.last = nil
-		return fmt.Errorf("peerbook: save %s: %w", b.path, err)
+		b.failed()
+		return fmt.Errorf("peerbook: save %s: %w", b.path, writeErr(err))
 	}
 	b.last = next
 	return nil
+}
+
+// failed is called after a write that did not commit: the copy of the
+// file is dropped (the next Save reads the file again and writes the whole
+// difference), and a transaction SQLite may have left open after a failed
+// COMMIT is rolled back, so the next one can begin.
+func (b *SQLite) failed() {
+	b.last = nil
+	b.db.Exec(`ROLLBACK`) // fails harmlessly when no transaction is open
+}
+
+// writeErr makes SQLite's "database or disk is full" match ENOSPC, which
+// is what it is, and say so first.
+func writeErr(err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL {
+		return fmt.Errorf("%w (%w)", syscall.ENOSPC, err)
+	}
+	return err
 }
 
 // SaveCounter stores c durably, refusing a value below the stored one.
@@ -258,8 +278,8 @@ func (b *SQLite) SaveCounter(c int64) error {
 	}
 	res, err := b.st["counter"].Exec(c)
 	if err != nil {
-		b.last = nil
-		return fmt.Errorf("peerbook: save counter %s: %w", b.path, err)
+		b.failed()
+		return fmt.Errorf("peerbook: save counter %s: %w", b.path, writeErr(err))
 	}
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
 		b.last = nil
