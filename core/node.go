@@ -120,10 +120,10 @@ type Ready struct {
 	Counter        int64
 	StateChanged   bool
 	HistoryChanged bool
-	Messages     []Envelope
-	Dials        []Dial
-	CancelDials  []announce.NodeID
-	Events       []Event
+	Messages       []Envelope
+	Dials          []Dial
+	CancelDials    []announce.NodeID
+	Events         []Event
 }
 
 // recMeta is the core's bookkeeping for a held record.

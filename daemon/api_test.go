@@ -155,7 +155,9 @@ func gammaRecord(t *testing.T) (announce.Signed, announce.NodeID) {
 // would order gamma, alpha, beta); for ff ee .. 00, gamma, alpha, beta
 // (SHA-256: gamma, beta, alpha).
 func TestPermuted(t *testing.T) {
-	n := apiNode(t, "client", "", nodedir.Config{})
+	// A storage server, which dials no servers, takes imported records as
+	// live first sightings; a client would wait until it reached them.
+	n := apiNode(t, "server", "", nodedir.Config{Services: []nodedir.ServiceConfig{{Name: "storage", FURL: "pb://self@tcp:127.0.0.1:1/s"}}})
 	net := transport.NewMemNetwork()
 	d, _ := run(t, Options{Dir: n.Dir, Transport: net.Endpoint(n.Key), Book: peerbook.NewMemory()})
 	var recs []announce.Signed

@@ -78,6 +78,9 @@ type Daemon struct {
 	invites   *inviteStore
 	ownRevs   []string // revocations this node signed
 
+	historyDirty bool      // history changed since the last save
+	savedAt      time.Time // the last save of the state (monotonic)
+
 	token   string   // the API token (auth.go)
 	metrics *metrics // counters fed by logEvent (metrics.go)
 
@@ -338,7 +341,11 @@ func (d *Daemon) apply(ins ...core.Input) ([]core.Event, error) {
 		r := d.node.Ready()
 		merged.Counter = max(merged.Counter, r.Counter)
 		merged.StateChanged = merged.StateChanged || r.StateChanged
+		d.historyDirty = d.historyDirty || r.HistoryChanged
 		readies = append(readies, r)
+	}
+	if d.historyDirty && time.Since(d.savedAt) >= HistorySaveInterval {
+		merged.StateChanged = true // history rides along at most once a HistorySaveInterval
 	}
 	var perr error
 	if d.ro == nil {
@@ -372,6 +379,13 @@ func (d *Daemon) apply(ins ...core.Input) ([]core.Event, error) {
 	}
 	return events, perr
 }
+
+// HistorySaveInterval: a change to connection history alone (connects,
+// disconnects, failed dials) is written at most this often, with the next
+// save or at a tick; records and the counter are written at once. A
+// crash loses at most this much history. Without it, a flood of records
+// naming unreachable addresses costs one fsync per failed dial.
+const HistorySaveInterval = time.Second
 
 // ReadOnlyRetry is how often a node in read-only mode tries to save again.
 const ReadOnlyRetry = 2 * time.Second
@@ -425,6 +439,9 @@ func operatorWrite(in core.Input) bool {
 // a success leaves it.
 func (d *Daemon) write(r core.Ready) error {
 	err := persist(d.dir, d.book, d.node, r)
+	if err == nil && r.StateChanged {
+		d.historyDirty, d.savedAt = false, time.Now()
+	}
 	if err == nil {
 		if perr := d.policy.save(d.opt.Dir); perr != nil {
 			err = &PersistError{What: "revocations", File: filepath.Join(d.opt.Dir, RevocationsFile), Err: perr}
