@@ -108,14 +108,17 @@ type Dial struct {
 
 // Ready is the output of Step, in the order the driver must act on it:
 //  1. if Counter > 0, persist it (before anything that carries it leaves);
-//  2. if StateChanged, persist State() (or the parts it tracks);
+//  2. if StateChanged or HistoryChanged, persist State() (or the parts it
+//     tracks);
 //  3. send Messages, cancel CancelDials, start Dials;
 //  4. log or show Events.
 //
-// HistoryChanged says only connection history changed (connects,
-// disconnects, failed dials): nothing sent depends on it, so the driver
-// may persist it later, in one write with others (a crash then loses at
-// most that much history, never a record or the counter).
+// Only step 1 must precede step 3 for safety: a record of another node
+// is signed by it and comes back from the network if a crash loses it.
+// So a driver may batch the state writes of gossip (the daemon writes
+// them at most once a second) and write at once only what it
+// acknowledges to an operator. HistoryChanged says only connection
+// history changed (connects, disconnects, failed dials).
 type Ready struct {
 	Counter        int64
 	StateChanged   bool

@@ -78,7 +78,7 @@ type Daemon struct {
 	invites   *inviteStore
 	ownRevs   []string // revocations this node signed
 
-	historyDirty bool      // history changed since the last save
+	historyDirty bool      // gossip or history changed since the last save
 	savedAt      time.Time // the last save of the state (monotonic)
 
 	token   string   // the API token (auth.go)
@@ -344,8 +344,14 @@ func (d *Daemon) apply(ins ...core.Input) ([]core.Event, error) {
 		d.historyDirty = d.historyDirty || r.HistoryChanged
 		readies = append(readies, r)
 	}
-	if d.historyDirty && time.Since(d.savedAt) >= HistorySaveInterval {
-		merged.StateChanged = true // history rides along at most once a HistorySaveInterval
+	// Only the counter and operator writes must be on disk before anything
+	// leaves or is acknowledged; gossip and history ride along with the
+	// next save, at most a SaveInterval later.
+	if merged.StateChanged && merged.Counter == 0 && !slices.ContainsFunc(ins, operatorWrite) {
+		d.historyDirty, merged.StateChanged = true, false
+	}
+	if d.historyDirty && time.Since(d.savedAt) >= SaveInterval {
+		merged.StateChanged = true
 	}
 	var perr error
 	if d.ro == nil {
@@ -380,12 +386,14 @@ func (d *Daemon) apply(ins ...core.Input) ([]core.Event, error) {
 	return events, perr
 }
 
-// HistorySaveInterval: a change to connection history alone (connects,
-// disconnects, failed dials) is written at most this often, with the next
-// save or at a tick; records and the counter are written at once. A
-// crash loses at most this much history. Without it, a flood of records
-// naming unreachable addresses costs one fsync per failed dial.
-const HistorySaveInterval = time.Second
+// SaveInterval: what gossip changed (records learnt from neighbours,
+// forgets, connection history) is written at most this often, with the
+// next save or at a tick. The counter and operator writes (import,
+// forget, services) are written before anything depends on them. A crash
+// loses at most this much gossip, which neighbours send again (a
+// restarted node resyncs from the start). Without it, a neighbour's flood
+// costs one fsync per record taken and per failed dial.
+const SaveInterval = time.Second
 
 // ReadOnlyRetry is how often a node in read-only mode tries to save again.
 const ReadOnlyRetry = 2 * time.Second

@@ -26,7 +26,7 @@ func (b *countingBook) Save(st core.State) error {
 }
 
 // A client that fails to dial many unreachable servers writes their
-// history at most once a HistorySaveInterval, not once per failed dial,
+// history at most once a SaveInterval, not once per failed dial,
 // and the history does reach the peer book.
 func TestHistorySavesCoalesced(t *testing.T) {
 	mem := transport.NewMemNetwork()
@@ -61,11 +61,11 @@ func TestHistorySavesCoalesced(t *testing.T) {
 		})
 		return failed == len(ids), strconv.Itoa(failed)
 	})
-	time.Sleep(HistorySaveInterval + 200*time.Millisecond) // the last history write is due
+	time.Sleep(SaveInterval + 200*time.Millisecond) // the last history write is due
 	d.Query(context.Background(), func(*core.Node) {})
 	saves, took := book.saves.Load()-startSaves, time.Since(start)
 	// One for the import, one per interval, and the tick that finds it due.
-	if max := 2 + int64(took/HistorySaveInterval) + 1; saves > max {
+	if max := 2 + int64(took/SaveInterval) + 1; saves > max {
 		t.Fatalf("%d saves for %d failed dials in %v; want at most %d", saves, failed, took.Round(time.Millisecond), max)
 	}
 	st, err := book.Load()
