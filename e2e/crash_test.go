@@ -44,25 +44,6 @@ rules:
   tombstone_ttl: 2h
 `
 
-// crashCreate is create with rulesYAML instead of the short rules.
-func crashCreate(t *testing.T, root, name, rulesYAML string, args ...string) string {
-	t.Helper()
-	dir := filepath.Join(root, name)
-	a := append([]string{"create-node", "--nickname", name, "--listen", "127.0.0.1:0"}, args...)
-	if out, err := exec.Command(bin, append(a, dir)...).CombinedOutput(); err != nil {
-		t.Fatalf("create-node %s: %v\n%s", name, err, out)
-	}
-	f, err := os.OpenFile(filepath.Join(dir, "grapevine.yaml"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteString(rulesYAML); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // crashProc is a process started by crashLaunch: Wait belongs to a goroutine
 // that closes done when the process has exited.
 type crashProc struct {
@@ -303,14 +284,14 @@ func TestCrashLoop(t *testing.T) {
 	began := time.Now()
 
 	root := t.TempDir()
-	nb := start(t, "neighbour", crashCreate(t, root, "neighbour", crashRules, "--service", "storage=pb://nb@tcp:127.0.0.1:1/s"))
-	dir := crashCreate(t, root, "target", crashRules, "--service", "storage=pb://target@tcp:127.0.0.1:1/s", "--bootstrap", nb.locator())
+	nb := start(t, "neighbour", createRules(t, root, "neighbour", crashRules, "--service", "storage=pb://nb@tcp:127.0.0.1:1/s"))
+	dir := createRules(t, root, "target", crashRules, "--service", "storage=pb://target@tcp:127.0.0.1:1/s", "--bootstrap", nb.locator())
 	target, err := crashLaunch(t, "target", dir, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	targetID := announce.NodeID(target.id())
-	cli := start(t, "client", crashCreate(t, root, "client", crashRules), target.locator())
+	cli := start(t, "client", createRules(t, root, "client", crashRules), target.locator())
 
 	// Imports count as one source: stay below its cap (R6), which would
 	// evict the oldest by design; after that, keys get new seqnums only.

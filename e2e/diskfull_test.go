@@ -128,14 +128,14 @@ func TestDiskFull(t *testing.T) {
 		}
 	})
 
-	nb := start(t, "neighbour", crashCreate(t, root, "neighbour", crashRules, "--service", "storage=pb://nb@tcp:127.0.0.1:1/s"))
-	dir := crashCreate(t, mnt, "target", crashRules, "--service", "storage=pb://target@tcp:127.0.0.1:1/s", "--bootstrap", nb.locator())
+	nb := start(t, "neighbour", createRules(t, root, "neighbour", crashRules, "--service", "storage=pb://nb@tcp:127.0.0.1:1/s"))
+	dir := createRules(t, mnt, "target", crashRules, "--service", "storage=pb://target@tcp:127.0.0.1:1/s", "--bootstrap", nb.locator())
 	target, err := crashLaunch(t, "target", dir, logs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	targetID := target.id()
-	cli := start(t, "client", crashCreate(t, root, "client", crashRules), target.locator())
+	cli := start(t, "client", createRules(t, root, "client", crashRules), target.locator())
 	waitFor(t, 20*time.Second, "the client to connect to the node", func() (bool, string) {
 		s, ok, err := cli.server(targetID)
 		return err == nil && ok && s.Connected && s.Seqnum > 0, fmt.Sprintf("%+v %v", s, err)

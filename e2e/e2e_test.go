@@ -63,6 +63,12 @@ type proc struct {
 
 func create(t *testing.T, root, name string, args ...string) string {
 	t.Helper()
+	return createRules(t, root, name, rules, args...)
+}
+
+// createRules is create with rulesYAML instead of the short rules.
+func createRules(t *testing.T, root, name, rulesYAML string, args ...string) string {
+	t.Helper()
 	dir := filepath.Join(root, name)
 	a := append([]string{"create-node", "--nickname", name, "--listen", "127.0.0.1:0"}, args...)
 	if out, err := exec.Command(bin, append(a, dir)...).CombinedOutput(); err != nil {
@@ -73,7 +79,7 @@ func create(t *testing.T, root, name string, args ...string) string {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, err := f.WriteString(rules); err != nil {
+	if _, err := f.WriteString(rulesYAML); err != nil {
 		t.Fatal(err)
 	}
 	return dir

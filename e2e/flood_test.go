@@ -11,8 +11,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -151,25 +149,6 @@ func TestFlood(t *testing.T) {
 	if p50(during) > 2*p50(base)+20*time.Millisecond || during[len(during)-1] > 2*base[len(base)-1]+250*time.Millisecond {
 		t.Errorf("latency during the flood %s, before %s: not within normal", summary(during), summary(base))
 	}
-}
-
-// createRules is create with rules of one's own.
-func createRules(t *testing.T, root, name, rules string, args ...string) string {
-	t.Helper()
-	dir := filepath.Join(root, name)
-	a := append([]string{"create-node", "--nickname", name, "--listen", "127.0.0.1:0"}, args...)
-	if out, err := exec.Command(bin, append(a, dir)...).CombinedOutput(); err != nil {
-		t.Fatalf("create-node %s: %v\n%s", name, err, out)
-	}
-	f, err := os.OpenFile(filepath.Join(dir, "grapevine.yaml"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteString(rules); err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }
 
 // floodSigned makes n storage announcements, each under a fresh key, on
