@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"slices"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,6 +22,8 @@ type TCP struct {
 	sem   chan struct{} // inbound handshakes in progress
 	addr  string
 	stats counters // what the sockets carried (see Stats)
+
+	inbound, refused atomic.Int64 // inbound connections open; refused over MaxInbound
 }
 
 var _ Transport = (*TCP)(nil)
@@ -96,6 +99,14 @@ func (t *TCP) acceptLoop() {
 			continue
 		}
 		backoff = 0
+		if t.inbound.Load() >= int64(e.opts.MaxInbound) {
+			raw.Close()
+			if t.refused.Add(1)%100 == 1 {
+				e.log.Warn("inbound connection refused: too many", "max_inbound", e.opts.MaxInbound, "refused_so_far", t.refused.Load())
+			}
+			continue
+		}
+		t.inbound.Add(1)
 		select {
 		case t.sem <- struct{}{}:
 		case <-e.ctx.Done():
@@ -113,6 +124,7 @@ func (t *TCP) acceptLoop() {
 		e.mu.Unlock()
 		go func() {
 			defer e.wg.Done()
+			defer t.inbound.Add(-1)
 			c := t.accept(raw)
 			<-t.sem
 			if c != nil {

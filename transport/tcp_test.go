@@ -232,6 +232,32 @@ func TestHandshakeLimit(t *testing.T) {
 	}
 }
 
+// Inbound connections over MaxInbound are closed at once; a slot frees
+// when a connection ends.
+func TestInboundLimit(t *testing.T) {
+	b := startTCP(t, testKey(t, 2), func(o *Options) { o.MaxInbound = 2 })
+	var held []net.Conn
+	for range 2 {
+		raw, err := net.Dial("tcp", b.tr.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		held = append(held, raw)
+	}
+	tb := b.tr.(*TCP)
+	eventually(t, "two inbound connections", func() bool { return tb.inbound.Load() == 2 })
+	a := startTCP(t, testKey(t, 1), func(o *Options) { o.HandshakeTimeout = time.Second })
+	a.tr.Dial(b.id, []string{b.loc()}, 2*time.Second)
+	if d, ok := a.rec.next(t, "DialFailed", isDialFailed(b.id)).(core.DialFailed); !ok || tb.refused.Load() == 0 {
+		t.Fatalf("third connection: %+v, refused %d; want it closed over MaxInbound", d, tb.refused.Load())
+	}
+	held[0].Close()
+	eventually(t, "a free slot", func() bool { return tb.inbound.Load() == 1 })
+	a.tr.Dial(b.id, []string{b.loc()}, 5*time.Second)
+	a.rec.next(t, "Connected", isConnected(b.id))
+}
+
 // Close ends every goroutine, with connections up, a dial and an inbound
 // handshake in progress, and closes Inputs.
 func TestCloseLeavesNoGoroutines(t *testing.T) {

@@ -119,6 +119,12 @@ type Options struct {
 	// connections wait to be accepted. Default 64.
 	MaxHandshakes int
 
+	// MaxInbound bounds the inbound connections open at once, handshakes
+	// included; one over it is closed as soon as it is accepted (logged
+	// every 100th time). Outbound dials are bounded by the core (R3).
+	// Default 1024.
+	MaxInbound int
+
 	// MaxFrame bounds a message read or sent, in bytes. Default and
 	// upper limit wire.MaxFrame. A message over it is not sent (and
 	// logged); a peer that sends one is disconnected.
@@ -155,6 +161,7 @@ const (
 	DefaultWriteTimeout   = 10 * time.Second
 	DefaultHandshake      = 10 * time.Second
 	DefaultMaxHandshakes  = 64
+	DefaultMaxInbound     = 1024
 	DefaultSendQueue      = 256
 	DefaultReadRate       = 4 << 20
 	DefaultSendQueueBytes = 16 << 20
@@ -188,6 +195,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxHandshakes <= 0 {
 		o.MaxHandshakes = DefaultMaxHandshakes
+	}
+	if o.MaxInbound <= 0 {
+		o.MaxInbound = DefaultMaxInbound
 	}
 	if o.MaxFrame <= 0 || o.MaxFrame > wire.MaxFrame {
 		o.MaxFrame = wire.MaxFrame
