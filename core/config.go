@@ -46,6 +46,13 @@ type Config struct {
 	// in seconds).
 	FirstSightWindow time.Duration
 
+	// FirstSightBudget: a node that dials servers passes on a server it
+	// has not reached (first heard of from a neighbour) only for this many
+	// such servers per neighbour per FirstSightWindow; the others it holds
+	// and dials, and passes on once connected. Joins are rare, a flood of
+	// fresh keys is not. Default 16.
+	FirstSightBudget int
+
 	// RefreshInterval (R2): a node re-signs its records with the next seqnum
 	// this often even when nothing changed. Default 24 h.
 	RefreshInterval time.Duration
@@ -124,7 +131,7 @@ type Config struct {
 type Variant struct {
 	RelayAll           bool // R1 off: pass on every held record (Tahoe's behaviour)
 	RelayConnectedOnly bool // R1 as the seed wrote it: only servers connected now
-	RelayUnreached     bool // R1's dialler check off: a dialling node also passes on servers it never reached
+	RelayUnreached     bool // R1's first-sight budget off: a dialling node passes on every server it never reached
 	NoRefresh          bool // R2 off: publish only at start and on change
 	NoDialOrder        bool // R3 off: dial in ID order with no in-flight limit
 	NeverForget        bool // R4 off: never forget (Tahoe)
@@ -160,6 +167,7 @@ func DefaultConfig() Config {
 		PushFanout:         8,
 		LivenessWindow:     72 * time.Hour,
 		FirstSightWindow:   time.Hour,
+		FirstSightBudget:   16,
 		RefreshInterval:    24 * time.Hour,
 		DialServers:        true,
 		MaxDialsInFlight:   10,
@@ -242,6 +250,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("core config: counts and limits must be at least 1")
 	case c.PushFanout < 0:
 		return fmt.Errorf("core config: PushFanout must be >= 0")
+	case c.FirstSightBudget < 0:
+		return fmt.Errorf("core config: FirstSightBudget must be >= 0")
 	case c.QuorumMax < c.QuorumMin:
 		return fmt.Errorf("core config: QuorumMax %d below QuorumMin %d", c.QuorumMax, c.QuorumMin)
 	case c.QuorumFraction < 0 || c.QuorumFraction > 1:

@@ -240,8 +240,8 @@ func steadyBytes(t *testing.T, servers int) float64 {
 
 // Imported records are verified and stored like gossiped ones: a bad one
 // is rejected with a reason, a good one is held and, by a node that does
-// not dial servers, passed on only for the first-sight window. A node that
-// dials servers does not pass on one it never reached.
+// not dial servers, passed on only for the first-sight window. An
+// operator's import is vouched for, by a node that dials servers too.
 func TestImport(t *testing.T) {
 	cfg := core.TestConfig()
 	dialler := newNode(t, "dialler", cfg)
@@ -267,12 +267,8 @@ func TestImport(t *testing.T) {
 		t.Fatal("first sighting not relayed")
 	}
 	dialler.Step(t0, core.Import{Recs: []announce.Signed{good}})
-	if !dialler.Holds(key.ID()) || dialler.Relays(key.ID()) {
-		t.Fatalf("a dialling node: holds %v, relays %v; want held, not relayed before it connects", dialler.Holds(key.ID()), dialler.Relays(key.ID()))
-	}
-	dialler.Step(t0, core.Connected{Peer: key.ID()})
-	if !dialler.Relays(key.ID()) {
-		t.Fatal("a dialling node does not relay a server it is connected to")
+	if !dialler.Holds(key.ID()) || !dialler.Relays(key.ID()) {
+		t.Fatalf("a dialling node: holds %v, relays %v; an operator's import is vouched for", dialler.Holds(key.ID()), dialler.Relays(key.ID()))
 	}
 	// A neighbour that asks for it gets it (imports have no source to
 	// leave out).
@@ -321,5 +317,77 @@ func TestOperatorForget(t *testing.T) {
 	n.Step(t0, core.Import{Recs: []announce.Signed{rec(5)}})
 	if !n.Holds(key.ID()) {
 		t.Fatal("a newer seqnum was refused after an operator forget")
+	}
+}
+
+// A node that dials servers passes on servers it has not reached only up
+// to FirstSightBudget per neighbour per FirstSightWindow; it holds the
+// rest and passes each on once connected to it. Another neighbour has a
+// budget of its own, and the budget refills.
+func TestFirstSightBudget(t *testing.T) {
+	for _, ablate := range []bool{false, true} {
+		cfg := core.TestConfig()
+		cfg.Variant.RelayUnreached = ablate
+		n := newNode(t, "client", cfg)
+		feed := func(now time.Time, from announce.NodeID, names ...string) []announce.NodeID {
+			var items []core.Item
+			var recs []announce.Signed
+			var ids []announce.NodeID
+			for i, name := range names {
+				k := sim.KeyFor(name, 7)
+				s := announce.Sign(k, announce.Build(k, announce.Template{Service: announce.Service{Name: "storage"}, Locators: []string{sim.Locator(k.ID())}}, 1))
+				items = append(items, core.Item{Service: "storage", ID: k.ID(), Seqnum: 1, Ver: uint64(i + 1)})
+				recs = append(recs, s)
+				ids = append(ids, k.ID())
+			}
+			n.Step(now, core.Received{From: from, Msg: core.Digest{Epoch: 1, To: uint64(len(items)), Items: items}})
+			n.Ready()
+			n.Step(now, core.Received{From: from, Msg: core.Records{Recs: recs}})
+			n.Ready()
+			return ids
+		}
+		nb, nb2 := sim.KeyFor("neighbour", 7).ID(), sim.KeyFor("other", 7).ID()
+		n.Step(t0, core.Connected{Peer: nb, Inbound: true})
+		n.Step(t0, core.Connected{Peer: nb2, Inbound: true})
+		n.Ready()
+		var names []string
+		for i := range 40 {
+			names = append(names, fmt.Sprintf("fresh%d", i))
+		}
+		ids := feed(t0, nb, names...)
+		held, relayed := 0, 0
+		for _, id := range ids {
+			if n.Holds(id) {
+				held++
+			}
+			if n.Relays(id) {
+				relayed++
+			}
+		}
+		want := cfg.FirstSightBudget
+		if ablate {
+			want = len(ids)
+		}
+		if held != len(ids) || relayed != want {
+			t.Fatalf("ablate=%v: of %d first sightings from one neighbour, %d held and %d relayed; want all held, %d relayed", ablate, len(ids), held, relayed, want)
+		}
+		if ablate {
+			continue
+		}
+		if other := feed(t0, nb2, "from-other"); !n.Relays(other[0]) {
+			t.Fatal("another neighbour's first sighting is not relayed: budgets are per neighbour")
+		}
+		later := t0.Add(cfg.FirstSightWindow / time.Duration(cfg.FirstSightBudget))
+		for now := t0; !now.After(later); now = now.Add(cfg.TickInterval) {
+			n.Step(now, core.Tick{})
+		}
+		if again := feed(later, nb, "after-refill"); !n.Relays(again[0]) {
+			t.Fatal("the budget does not refill")
+		}
+		unvouched := ids[len(ids)-1]
+		n.Step(later, core.Connected{Peer: unvouched})
+		if !n.Relays(unvouched) {
+			t.Fatal("a server held unvouched is not relayed once connected")
+		}
 	}
 }

@@ -32,7 +32,7 @@ func (n *Node) onConnected(in Connected) {
 	p.deferred = ""
 	// The neighbour asks for our index from its cursor; pushes start from
 	// here.
-	l := &link{id: in.Peer, inbound: in.Inbound, tokens: float64(n.cfg.RecordBurst), tokensE: n.elapsed, sentTo: n.ver, scanned: n.ver}
+	l := &link{id: in.Peer, inbound: in.Inbound, tokens: float64(n.cfg.RecordBurst), tokensE: n.elapsed, vouchTokens: float64(n.cfg.FirstSightBudget), vouchE: n.elapsed, sentTo: n.ver, scanned: n.ver}
 	n.links[in.Peer] = l
 	i, _ := slices.BinarySearchFunc(n.linkList, in.Peer, linkCmp)
 	n.linkList = slices.Insert(n.linkList, i, l)

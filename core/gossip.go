@@ -345,6 +345,9 @@ func (n *Node) applyAdmitted(res records.Result, from announce.NodeID) {
 	if res.Outcome != records.Withdrawn {
 		first := res.Outcome == records.Added && p.records == 0 && p.LastConnectedE < 0 && !p.connected && k.ID != n.id
 		p.fresh, p.freshE, p.freshWall, p.firstSight = true, n.elapsed, n.wall, first
+		if first {
+			p.vouched = n.vouch(from, k)
+		}
 		switch {
 		case n.cfg.Variant.GoodOnlyByConnection:
 		case first:
@@ -477,4 +480,31 @@ func (n *Node) gcPeer(id announce.NodeID) {
 		}
 	}
 	delete(n.peers, id)
+}
+
+// vouch decides whether a dialling node passes on a server it has not
+// reached, first heard of through from: operator imports always, a
+// neighbour's first sightings up to FirstSightBudget per FirstSightWindow.
+func (n *Node) vouch(from announce.NodeID, k records.Key) bool {
+	if from == "" {
+		return true
+	}
+	l := n.links[from]
+	if l == nil {
+		return false
+	}
+	budget := float64(n.cfg.FirstSightBudget)
+	l.vouchTokens = min(budget, l.vouchTokens+(n.elapsed-l.vouchE).Seconds()/n.cfg.FirstSightWindow.Seconds()*budget)
+	l.vouchE = n.elapsed
+	if l.vouchTokens >= 1 {
+		l.vouchTokens--
+		l.vouchSpent = false
+		return true
+	}
+	if !l.vouchSpent {
+		l.vouchSpent = true
+		n.emit(Event{Kind: EvRateLimited, Peer: k.ID, Service: k.Service, Reason: "first-sight-budget",
+			Facts: facts("from", from.Short(), "budget", n.cfg.FirstSightBudget, "per", n.cfg.FirstSightWindow)})
+	}
+	return false
 }

@@ -172,6 +172,11 @@ type link struct {
 	tokensE    time.Duration
 	pending    int   // records asked of this link and not yet answered
 	asked      []int // sizes of the unanswered fetches, oldest first
+	// First sightings of unreached servers this link may still vouch for
+	// (FirstSightBudget), and whether running out was reported.
+	vouchTokens float64
+	vouchE      time.Duration
+	vouchSpent  bool
 }
 
 // Node is the protocol state machine. It is single-threaded and does no
@@ -413,9 +418,10 @@ func (n *Node) unindex(k records.Key) { delete(n.verOf, k) }
 
 // live reports whether a server is live to this node (R1): connected now,
 // or a new seqnum from it arrived within W in this run. A node that dials
-// servers vouches only for servers it has reached itself: news of one it
-// never connected to is not passed on (a flood of fresh keys with
-// unreachable addresses stops at the first dialling node).
+// servers passes on a server it never reached only if it vouched for it at
+// first sight, which each neighbour may ask of it FirstSightBudget times
+// per FirstSightWindow: a flood of fresh keys with unreachable addresses
+// mostly stops at the first dialling node, while joins spread at once.
 func (n *Node) live(id announce.NodeID) bool {
 	if id == n.id {
 		return true
@@ -433,7 +439,7 @@ func (n *Node) live(id announce.NodeID) bool {
 	if p.connected {
 		return true
 	}
-	if n.cfg.DialServers && !n.cfg.Variant.RelayUnreached && p.LastConnectedE < 0 {
+	if n.cfg.DialServers && !n.cfg.Variant.RelayUnreached && p.LastConnectedE < 0 && !p.vouched {
 		return false
 	}
 	window := n.cfg.LivenessWindow

@@ -59,6 +59,7 @@ type peer struct {
 	failedThisRun  bool
 	fresh          bool          // a new seqnum arrived in this run
 	firstSight     bool          // ...and it was only the first record heard of it
+	vouched        bool          // a dialling node passes it on before reaching it (FirstSightBudget)
 	freshE         time.Duration // when
 	freshWall      time.Time
 	records        int // held records of this ID

@@ -135,6 +135,18 @@ func TestFlood(t *testing.T) {
 		t.Errorf("relay holds %.0f records, over the per-neighbour cap %d", held, core.DefaultConfig().MaxPerSource)
 	}
 
+	// The relay dials servers, so it vouches for at most FirstSightBudget
+	// of the flooder's unreached servers an hour: the flood stops there.
+	sinkSt, err := dst.state()
+	if err != nil {
+		t.Fatal(err)
+	}
+	honestHeld := 3 // the source's, the relay's and its own
+	t.Logf("the sink, behind the relay, holds %d records", sinkSt.Records)
+	if sinkSt.Records > honestHeld+core.DefaultConfig().FirstSightBudget+1 {
+		t.Errorf("the sink holds %d records: the relay passed the flood on beyond its first-sight budget %d", sinkSt.Records, core.DefaultConfig().FirstSightBudget)
+	}
+
 	// Latency through the relay, before and during the flood.
 	lat := latencies(t, src, dst)
 	base, during := window2(lat, baseStart, baseEnd), window2(lat, floodStart, floodEnd)
