@@ -50,7 +50,7 @@ type Config struct {
 	// has not reached (first heard of from a neighbour) only for this many
 	// such servers per neighbour per FirstSightWindow; the others it holds
 	// and dials, and passes on once connected. Joins are rare, a flood of
-	// fresh keys is not. Default 16.
+	// fresh keys is not. Default 64.
 	FirstSightBudget int
 
 	// RefreshInterval (R2): a node re-signs its records with the next seqnum
@@ -167,7 +167,7 @@ func DefaultConfig() Config {
 		PushFanout:         8,
 		LivenessWindow:     72 * time.Hour,
 		FirstSightWindow:   time.Hour,
-		FirstSightBudget:   16,
+		FirstSightBudget:   64,
 		RefreshInterval:    24 * time.Hour,
 		DialServers:        true,
 		MaxDialsInFlight:   10,

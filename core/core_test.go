@@ -341,8 +341,19 @@ func TestFirstSightBudget(t *testing.T) {
 				ids = append(ids, k.ID())
 			}
 			n.Step(now, core.Received{From: from, Msg: core.Digest{Epoch: 1, To: uint64(len(items)), Items: items}})
-			n.Ready()
-			n.Step(now, core.Received{From: from, Msg: core.Records{Recs: recs}})
+			byID := map[announce.NodeID]announce.Signed{}
+			for i, id := range ids {
+				byID[id] = recs[i]
+			}
+			for _, m := range n.Ready().Messages {
+				if f, ok := m.Msg.(core.Fetch); ok && m.To == from {
+					var answer []announce.Signed
+					for _, k := range f.Keys {
+						answer = append(answer, byID[k.ID])
+					}
+					n.Step(now, core.Received{From: from, Msg: core.Records{Recs: answer}})
+				}
+			}
 			n.Ready()
 			return ids
 		}
@@ -351,7 +362,7 @@ func TestFirstSightBudget(t *testing.T) {
 		n.Step(t0, core.Connected{Peer: nb2, Inbound: true})
 		n.Ready()
 		var names []string
-		for i := range 40 {
+		for i := range cfg.FirstSightBudget + 24 {
 			names = append(names, fmt.Sprintf("fresh%d", i))
 		}
 		ids := feed(t0, nb, names...)
