@@ -169,6 +169,9 @@ func TestDiskFull(t *testing.T) {
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "node is read-only") || !strings.Contains(body, "no space left on device") {
 		t.Fatalf("import while read-only: %d %s", code, body)
 	}
+	if out, err := gv(t, "status", dir); err != nil || !strings.Contains(out, "READ-ONLY since") || !strings.Contains(out, "no space left on device") {
+		t.Fatalf("grapevine status while read-only: %v\n%s", err, out)
+	}
 	if m := get(t, target.status+"/metrics"); !strings.Contains(m, "\ngrapevine_read_only 1\n") {
 		t.Fatal("/metrics lacks grapevine_read_only 1")
 	}

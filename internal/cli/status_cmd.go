@@ -6,6 +6,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 
 	"grapevine/announce"
 	"grapevine/daemon"
@@ -45,6 +46,13 @@ func runStatus(env *Env, args []string) int {
 		name = " (" + st.Nickname + ")"
 	}
 	fmt.Fprintf(w, "Node %s%s\n", st.ID, name)
+	if st.ReadOnly {
+		since := ""
+		if st.ReadOnlySince != nil {
+			since = " since " + st.ReadOnlySince.Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "READ-ONLY%s: %s\n  (imports and other writes are refused until the node can write again; see docs/run.md)\n", since, st.ReadOnlyReason)
+	}
 	if st.Grid != "" {
 		fmt.Fprintf(w, "Grid: closed, founded by %s\n", st.Grid)
 	} else {
