@@ -158,7 +158,12 @@ func TestFlood(t *testing.T) {
 	}
 	slices.Sort(base)
 	slices.Sort(during)
-	if p50(during) > 2*p50(base)+20*time.Millisecond || during[len(during)-1] > 2*base[len(base)-1]+250*time.Millisecond {
+	// Within normal: the median and the 90th percentile at most twice the
+	// baseline's plus 20 and 50 ms; the maximum, which one scheduling
+	// hiccup on a shared machine sets, at most twice plus 500 ms.
+	p90 := func(d []time.Duration) time.Duration { return d[len(d)*9/10] }
+	if p50(during) > 2*p50(base)+20*time.Millisecond || p90(during) > 2*p90(base)+50*time.Millisecond ||
+		during[len(during)-1] > 2*base[len(base)-1]+500*time.Millisecond {
 		t.Errorf("latency during the flood %s, before %s: not within normal", summary(during), summary(base))
 	}
 }
