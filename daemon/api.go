@@ -104,6 +104,17 @@ func errorf(code int, format string, args ...any) error {
 	return &apiError{code, fmt.Sprintf(format, args...)}
 }
 
+// writeError answers with err as plain text, under its *apiError's status
+// (500 for other errors).
+func writeError(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	var ae *apiError
+	if errors.As(err, &ae) {
+		code = ae.code
+	}
+	http.Error(w, err.Error(), code)
+}
+
 // answer runs f on the loop goroutine and writes its result as JSON, or
 // its error as plain text with the *apiError's status (500 for others).
 // A POST is a write: while the node is read-only it is refused with 503
@@ -126,12 +137,7 @@ func (d *Daemon) answer(w http.ResponseWriter, r *http.Request, f func(*core.Nod
 		return
 	}
 	if err != nil {
-		code := http.StatusInternalServerError
-		var ae *apiError
-		if errors.As(err, &ae) {
-			code = ae.code
-		}
-		http.Error(w, err.Error(), code)
+		writeError(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

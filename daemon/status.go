@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -225,13 +224,7 @@ func (d *Daemon) statusHandlers(mux *http.ServeMux) {
 			return
 		}
 		if err != nil {
-			// Read-only: 503, the import is not acknowledged (ReadOnlyError).
-			code := http.StatusInternalServerError
-			var ae *apiError
-			if errors.As(err, &ae) {
-				code = ae.code
-			}
-			http.Error(w, err.Error(), code)
+			writeError(w, err) // read-only: 503, the import is not acknowledged
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
