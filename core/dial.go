@@ -36,7 +36,7 @@ func (n *Node) onConnected(in Connected) {
 	n.links[in.Peer] = l
 	i, _ := slices.BinarySearchFunc(n.linkList, in.Peer, linkCmp)
 	n.linkList = slices.Insert(n.linkList, i, l)
-	n.ready.HistoryChanged = true
+	n.ready.StateChanged = true
 	n.emit(Event{Kind: EvConnected, Peer: in.Peer, Facts: facts("inbound", in.Inbound)})
 	// Its records are live now: put them in the index so neighbours see them.
 	for _, a := range n.recordsOf(in.Peer) {
@@ -81,7 +81,7 @@ func (n *Node) onDisconnected(id announce.NodeID, errText string) {
 	}
 	p.nextDialE = n.elapsed + n.jitter(n.cfg.BackoffBase)
 	n.nextDialE = min(n.nextDialE, p.nextDialE)
-	n.ready.HistoryChanged = true
+	n.ready.StateChanged = true
 	n.emit(Event{Kind: EvDisconnected, Peer: id, Reason: reasonWord(errText, "closed")})
 }
 
@@ -109,7 +109,7 @@ func (n *Node) onDialFailed(id announce.NodeID, errText string) {
 	backoff = n.jitter(backoff)
 	p.nextDialE = n.elapsed + backoff
 	n.nextDialE = min(n.nextDialE, p.nextDialE)
-	n.ready.HistoryChanged = true
+	n.ready.StateChanged = true
 	n.emit(Event{Kind: EvDialFailed, Peer: id, Reason: p.LastError,
 		Facts: facts("failures", p.Failures, "retry_in", backoff.Round(time.Millisecond))})
 }

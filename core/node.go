@@ -108,8 +108,7 @@ type Dial struct {
 
 // Ready is the output of Step, in the order the driver must act on it:
 //  1. if Counter > 0, persist it (before anything that carries it leaves);
-//  2. if StateChanged or HistoryChanged, persist State() (or the parts it
-//     tracks);
+//  2. if StateChanged, persist State() (or the parts it tracks);
 //  3. send Messages, cancel CancelDials, start Dials;
 //  4. log or show Events.
 //
@@ -117,16 +116,14 @@ type Dial struct {
 // is signed by it and comes back from the network if a crash loses it.
 // So a driver may batch the state writes of gossip (the daemon writes
 // them at most once a second) and write at once only what it
-// acknowledges to an operator. HistoryChanged says only connection
-// history changed (connects, disconnects, failed dials).
+// acknowledges to an operator.
 type Ready struct {
-	Counter        int64
-	StateChanged   bool
-	HistoryChanged bool
-	Messages       []Envelope
-	Dials          []Dial
-	CancelDials    []announce.NodeID
-	Events         []Event
+	Counter      int64
+	StateChanged bool
+	Messages     []Envelope
+	Dials        []Dial
+	CancelDials  []announce.NodeID
+	Events       []Event
 }
 
 // recMeta is the core's bookkeeping for a held record.

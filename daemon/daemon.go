@@ -78,8 +78,8 @@ type Daemon struct {
 	invites   *inviteStore
 	ownRevs   []string // revocations this node signed
 
-	historyDirty bool      // gossip or history changed since the last save
-	savedAt      time.Time // the last save of the state (monotonic)
+	unsaved bool      // gossip or history changed since the last save
+	savedAt time.Time // the last save of the state (monotonic)
 
 	token   string   // the API token (auth.go)
 	metrics *metrics // counters fed by logEvent (metrics.go)
@@ -341,16 +341,15 @@ func (d *Daemon) apply(ins ...core.Input) ([]core.Event, error) {
 		r := d.node.Ready()
 		merged.Counter = max(merged.Counter, r.Counter)
 		merged.StateChanged = merged.StateChanged || r.StateChanged
-		d.historyDirty = d.historyDirty || r.HistoryChanged
 		readies = append(readies, r)
 	}
 	// Only the counter and operator writes must be on disk before anything
 	// leaves or is acknowledged; gossip and history ride along with the
 	// next save, at most a SaveInterval later.
 	if merged.StateChanged && merged.Counter == 0 && !slices.ContainsFunc(ins, operatorWrite) {
-		d.historyDirty, merged.StateChanged = true, false
+		d.unsaved, merged.StateChanged = true, false
 	}
-	if d.historyDirty && time.Since(d.savedAt) >= SaveInterval {
+	if d.unsaved && time.Since(d.savedAt) >= SaveInterval {
 		merged.StateChanged = true
 	}
 	var perr error
@@ -448,7 +447,7 @@ func operatorWrite(in core.Input) bool {
 func (d *Daemon) write(r core.Ready) error {
 	err := persist(d.dir, d.book, d.node, r)
 	if err == nil && r.StateChanged {
-		d.historyDirty, d.savedAt = false, time.Now()
+		d.unsaved, d.savedAt = false, time.Now()
 	}
 	if err == nil {
 		if perr := d.policy.save(d.opt.Dir); perr != nil {
