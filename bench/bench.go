@@ -160,6 +160,20 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// waitConverged polls converged until it holds, and returns how long
+// since start that took; an error if limit passes first.
+func waitConverged(ctx context.Context, start time.Time, limit time.Duration, converged func() bool) (time.Duration, error) {
+	for !converged() {
+		if time.Since(start) > limit {
+			return 0, fmt.Errorf("not converged after %v", limit)
+		}
+		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+			return 0, err
+		}
+	}
+	return time.Since(start), nil
+}
+
 // joinTimes turns one join's per-node arrival times into latencies from
 // t0, and counts those missing.
 func joinTimes(t0 time.Time, at []time.Time) (lat []time.Duration, missed int) {

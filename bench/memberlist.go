@@ -212,15 +212,9 @@ func RunMemberlist(ctx context.Context, cfg Config) (res Result, err error) {
 		}
 		return true
 	}
-	for !converged() {
-		if time.Since(start) > cfg.Converge {
-			return res, fmt.Errorf("not converged after %v", cfg.Converge)
-		}
-		if err := sleep(ctx, 20*time.Millisecond); err != nil {
-			return res, err
-		}
+	if res.Converge, err = waitConverged(ctx, start, cfg.Converge, converged); err != nil {
+		return res, err
 	}
-	res.Converge = time.Since(start)
 	cfg.Logf("memberlist N=%d: converged in %v; settling %v, then a quiet window of %v", cfg.N, res.Converge.Round(time.Millisecond), cfg.Settle, res.Quiet)
 
 	// Steady state.
