@@ -149,10 +149,10 @@ func TestFlood(t *testing.T) {
 
 	// Latency through the relay, before and during the flood.
 	lat := latencies(t, src, dst)
-	base, during := window2(lat, baseStart, baseEnd), window2(lat, floodStart, floodEnd)
+	base, during := inWindow(lat, baseStart, baseEnd), inWindow(lat, floodStart, floodEnd)
 	t.Logf("source → relay → sink: before the flood %s; during it %s", summary(base), summary(during))
 	hop := latencies(t, src, target)
-	t.Logf("source → relay: before the flood %s; during it %s", summary(window2(hop, baseStart, baseEnd)), summary(window2(hop, floodStart, floodEnd)))
+	t.Logf("source → relay: before the flood %s; during it %s", summary(inWindow(hop, baseStart, baseEnd)), summary(inWindow(hop, floodStart, floodEnd)))
 	if len(base) < 10 || len(during) < 1 {
 		t.Fatalf("too few latency samples: %d before, %d during", len(base), len(during))
 	}
@@ -161,7 +161,6 @@ func TestFlood(t *testing.T) {
 	// Within normal: the median and the 90th percentile at most twice the
 	// baseline's plus 20 and 50 ms; the maximum, which one scheduling
 	// hiccup on a shared machine sets, at most twice plus 500 ms.
-	p90 := func(d []time.Duration) time.Duration { return d[len(d)*9/10] }
 	if p50(during) > 2*p50(base)+20*time.Millisecond || p90(during) > 2*p90(base)+50*time.Millisecond ||
 		during[len(during)-1] > 2*base[len(base)-1]+500*time.Millisecond {
 		t.Errorf("latency during the flood %s, before %s: not within normal", summary(during), summary(base))
@@ -468,7 +467,7 @@ func latencies(t *testing.T, src, dst *proc) []sample {
 	return out
 }
 
-func window2(s []sample, from, to time.Time) []time.Duration {
+func inWindow(s []sample, from, to time.Time) []time.Duration {
 	var out []time.Duration
 	for _, x := range s {
 		if !x.at.Before(from) && x.at.Before(to) {
@@ -479,6 +478,7 @@ func window2(s []sample, from, to time.Time) []time.Duration {
 }
 
 func p50(d []time.Duration) time.Duration { return d[len(d)/2] }
+func p90(d []time.Duration) time.Duration { return d[len(d)*9/10] }
 
 func summary(d []time.Duration) string {
 	if len(d) == 0 {
@@ -487,5 +487,5 @@ func summary(d []time.Duration) string {
 	d = slices.Clone(d)
 	slices.Sort(d)
 	return fmt.Sprintf("n=%d p50=%v p90=%v max=%v", len(d), p50(d).Round(time.Millisecond),
-		d[len(d)*9/10].Round(time.Millisecond), d[len(d)-1].Round(time.Millisecond))
+		p90(d).Round(time.Millisecond), d[len(d)-1].Round(time.Millisecond))
 }
