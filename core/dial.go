@@ -42,6 +42,7 @@ func (n *Node) onConnected(in Connected) {
 	for _, a := range n.recordsOf(in.Peer) {
 		n.index(records.Key{Service: a.ServiceName, ID: a.ID})
 	}
+	n.reindexHostedBy(in.Peer)
 	n.sendSyncReq(l)
 }
 

@@ -20,7 +20,7 @@ func (n *Node) healthPeer(p *peer) bool {
 		return false
 	}
 	if n.cfg.DialServers {
-		return p.records > 0
+		return p.records > 0 && !n.hosted(p)
 	}
 	return p.LastConnectedE >= 0 || p.connected
 }
@@ -60,7 +60,7 @@ func (n *Node) forget() {
 	}
 	var due []*peer
 	for _, p := range n.peers {
-		if p.ID != n.id && p.records > 0 && !p.connected && n.elapsed-p.LastGoodE >= n.cfg.ForgetHorizon {
+		if p.ID != n.id && p.records > 0 && !p.connected && !p.hostedHere && !n.liveViaHost(p.ID) && n.elapsed-p.LastGoodE >= n.cfg.ForgetHorizon {
 			due = append(due, p)
 		}
 	}
@@ -100,6 +100,7 @@ func (n *Node) forget() {
 			n.tombs[k] = &tombMeta{atE: n.elapsed, atWall: n.wall, hash: hashOf(a.Signed)}
 		}
 		n.trimTombstones()
+		n.updateHosts(p.ID, false)
 		n.emit(Event{Kind: EvForgot, Peer: p.ID, Reason: "gone-past-horizon",
 			Facts: facts("gone_for", gone, "horizon", n.cfg.ForgetHorizon, "connected_servers", c, "quorum", q, "failures", p.Failures, "seqnum", seq)})
 		n.ready.StateChanged = true
@@ -123,6 +124,7 @@ func (n *Node) forgetNow(id announce.NodeID) {
 		n.tombs[k] = &tombMeta{atE: n.elapsed, atWall: n.wall, hash: hashOf(a.Signed)}
 	}
 	n.trimTombstones()
+	n.updateHosts(id, false)
 	n.emit(Event{Kind: EvForgot, Peer: id, Reason: "operator", Facts: facts("connected", p.connected, "seqnum", seq)})
 	n.ready.StateChanged = true
 	if !p.connected {

@@ -388,6 +388,10 @@ func (n *Node) applyAdmitted(res records.Result, from announce.NodeID) {
 				Facts: facts("seqnum", a.Seqnum, "from", from.Short())})
 		}
 	}
+	n.updateHosts(k.ID, res.Outcome != records.Withdrawn)
+	if res.Outcome != records.Withdrawn && n.hosted(p) && !p.hostedHere && n.liveViaHost(k.ID) {
+		p.LastGoodE = n.elapsed
+	}
 	n.ready.StateChanged = true
 }
 
@@ -458,6 +462,7 @@ func (n *Node) evict(source announce.NodeID, why string) bool {
 	src := n.meta[victim].source
 	n.dropMeta(victim)
 	n.store.Delete(victim)
+	n.updateHosts(victim.ID, false)
 	n.emit(Event{Kind: EvEvicted, Peer: victim.ID, Service: victim.Service, Reason: why,
 		Facts: facts("source", src.Short(), "last_good_ago", (n.elapsed - best.LastGoodE).Round(time.Second))})
 	n.gcPeer(victim.ID)
@@ -471,7 +476,7 @@ func keyLess(a, b records.Key) bool {
 // gcPeer drops the history of a peer nothing refers to any more.
 func (n *Node) gcPeer(id announce.NodeID) {
 	p, ok := n.peers[id]
-	if !ok || p.records > 0 || p.connected || p.dialing || p.bootstrap {
+	if !ok || p.records > 0 || p.connected || p.dialing || p.bootstrap || p.hostedHere {
 		return
 	}
 	for k := range n.tombs {

@@ -197,6 +197,10 @@ type Node struct {
 	fetching map[records.Key]*fetchState
 	perSrc   map[announce.NodeID]int
 
+	// Hosting (host.go): host -> servers its held records list, and back.
+	hostsOf  map[announce.NodeID][]announce.NodeID
+	hostedBy map[announce.NodeID]map[announce.NodeID]struct{}
+
 	counter      int64
 	published    bool
 	lastPublishE time.Duration
@@ -245,6 +249,8 @@ func New(cfg Config, id Identity, st State, rng *rand.Rand) (*Node, error) {
 		links:    map[announce.NodeID]*link{},
 		fetching: map[records.Key]*fetchState{},
 		perSrc:   map[announce.NodeID]int{},
+		hostsOf:  map[announce.NodeID][]announce.NodeID{},
+		hostedBy: map[announce.NodeID]map[announce.NodeID]struct{}{},
 		verOf:    map[records.Key]uint64{},
 		dialing:  map[announce.NodeID]bool{},
 		epoch:    rng.Uint64() | 1,
@@ -315,6 +321,10 @@ func (n *Node) Step(now time.Time, in Input) {
 		}
 	case Forget:
 		n.forgetNow(in.ID)
+	case Publish:
+		n.onPublish(in.Rec)
+	case Unpublished:
+		n.onUnpublished(in.ID)
 	}
 	n.pushDigests()
 	n.scheduleDials()
@@ -433,9 +443,32 @@ func (n *Node) live(id announce.NodeID) bool {
 	case n.cfg.Variant.RelayConnectedOnly:
 		return p.connected
 	}
-	if p.connected {
+	if p.connected || p.hostedHere || n.liveViaHost(id) {
 		return true
 	}
+	return n.liveBySeqnum(p)
+}
+
+// liveDirect is live without counting hosting: what a host must be for
+// its vouching to count.
+func (n *Node) liveDirect(id announce.NodeID) bool {
+	if id == n.id {
+		return true
+	}
+	p, ok := n.peers[id]
+	if !ok {
+		return false
+	}
+	switch {
+	case n.cfg.Variant.RelayAll:
+		return true
+	case n.cfg.Variant.RelayConnectedOnly:
+		return p.connected
+	}
+	return p.connected || n.liveBySeqnum(p)
+}
+
+func (n *Node) liveBySeqnum(p *peer) bool {
 	if n.cfg.DialServers && !n.cfg.Variant.RelayUnreached && p.LastConnectedE < 0 && !p.vouched {
 		return false
 	}
@@ -451,7 +484,11 @@ func (n *Node) publish(why string) {
 	n.lastPublishE = n.elapsed
 	n.counter++
 	n.ready.Counter = n.counter
+	hosts, hosting := n.hostsField()
 	for _, t := range n.svcs {
+		if hosting {
+			t.Service.Fields = append(slices.Clone(t.Service.Fields), hosts)
+		}
 		if n.cfg.Variant.Timestamp {
 			t.Service.Fields = append(slices.Clone(t.Service.Fields), announce.Member{Key: FieldTimestamp, Value: announce.Int(n.wall.Unix())})
 		}

@@ -67,6 +67,7 @@ type peer struct {
 	deferred       string        // last R4 deferral reason reported
 	lastRecvE      time.Duration // last message from it in this run; 0 with lastRecvWall zero: none
 	lastRecvWall   time.Time
+	hostedHere     bool // a local publisher of it is connected (hosting)
 }
 
 func newPeer(id announce.NodeID, e time.Duration, wall time.Time) *peer {

@@ -99,6 +99,11 @@ func (n *Node) restore(st State) error {
 			n.counter = a.Seqnum
 		}
 	}
+	for id, p := range n.peers {
+		if p.records > 0 {
+			n.updateHosts(id, false)
+		}
+	}
 	for _, t := range st.Tombstones {
 		n.store.RestoreTombstone(t.Tombstone)
 		n.tombs[t.Key] = &tombMeta{atE: t.AtE, atWall: t.AtWall, hash: hashOf(t.Last)}
@@ -121,6 +126,8 @@ type ServerInfo struct {
 	Dialing        bool
 	NextDialIn     time.Duration
 	Live           bool // R1: its records are passed on
+	HostedHere     bool              // a local publisher of it is connected
+	Hosts          []announce.NodeID // hosts whose records vouch for it
 	FreshAgo       time.Duration
 	Fresh          bool
 	// LastReceivedAgo: since the last message from it in this run;
@@ -150,7 +157,7 @@ func (n *Node) Server(id announce.NodeID) (ServerInfo, bool) {
 
 func (n *Node) info(p *peer) ServerInfo {
 	si := ServerInfo{History: p.History, Connected: p.connected, ConnectedSince: p.connectedSince,
-		Dialing: p.dialing, Live: n.live(p.ID), Fresh: p.fresh}
+		Dialing: p.dialing, Live: n.live(p.ID), Fresh: p.fresh, HostedHere: p.hostedHere, Hosts: n.HostsOf(p.ID)}
 	if p.fresh {
 		si.FreshAgo = n.elapsed - p.freshE
 	}
