@@ -98,13 +98,25 @@ func (n *Node) HostsOf(id announce.NodeID) []announce.NodeID {
 	return out
 }
 
+// ServiceHost is the record a node that announces no service signs while
+// it hosts servers: it carries the hosts list and the node's locators.
+const ServiceHost = "grapevine-host"
+
+// templates is what the node signs now: its services, or while it hosts
+// and has none, a ServiceHost record.
+func (n *Node) templates() []announce.Template {
+	if len(n.svcs) > 0 || n.leaving || len(n.hostedList()) == 0 {
+		return n.svcs
+	}
+	return []announce.Template{{Nickname: n.nick, Service: announce.Service{Name: ServiceHost}, Locators: n.locs}}
+}
+
 // republishHosts re-signs own records so that they carry the new list.
 func (n *Node) republishHosts() {
-	if len(n.svcs) == 0 {
-		n.emit(Event{Kind: EvHosted, Peer: n.id, Reason: "cannot-vouch",
-			Facts: facts("why", "this node announces no service, so no record of it can carry "+FieldHosts+"; run it as a relay")})
+	if n.leaving {
 		return
 	}
+	n.withdrawMissing()
 	n.publish("hosted-changed")
 }
 

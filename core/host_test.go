@@ -32,7 +32,7 @@ type hostGrid struct {
 	cfg       core.Config
 }
 
-func newHostGrid(t *testing.T, clients int) *hostGrid {
+func newHostGrid(t *testing.T, clients int, hostRole string) *hostGrid {
 	t.Helper()
 	g := &hostGrid{net: sim.NewNet(5), cfg: core.TestConfig()}
 	add := func(role, name string, boot *sim.Host) *sim.Host {
@@ -48,7 +48,7 @@ func newHostGrid(t *testing.T, clients int) *hostGrid {
 		return h
 	}
 	g.rel = add("relay", "relay", nil)
-	g.host = add("relay", "host", g.rel)
+	g.host = add(hostRole, "host", g.rel)
 	add("server", "storage", g.rel) // keeps the relay healthy (R4) when the host dies
 	for i := range clients {
 		g.clients = append(g.clients, add("client", fmt.Sprintf("c%d", i), g.rel))
@@ -74,7 +74,13 @@ func (g *hostGrid) addClient(t *testing.T, name string) *sim.Host {
 // when it goes, nobody passes it on within seconds, and it is forgotten
 // after H.
 func TestHostingKeepsPublisherLive(t *testing.T) {
-	g := newHostGrid(t, 2)
+	for _, role := range []string{"relay", "client"} {
+		t.Run("host="+role, func(t *testing.T) { testHosting(t, role) })
+	}
+}
+
+func testHosting(t *testing.T, role string) {
+	g := newHostGrid(t, 2, role)
 	x, rec := tahoeRecord("tahoe-x", 4)
 	g.net.Input(g.host, core.Publish{Rec: rec})
 	g.net.Run(2 * time.Second)
@@ -117,6 +123,18 @@ func TestHostingKeepsPublisherLive(t *testing.T) {
 	if !hasNetEvent(newcomer, core.EvForgot, x) && newcomer.Node.Holds(x) {
 		t.Fatal("the newcomer holds x")
 	}
+	// A host that announces no service signed a grapevine-host record for
+	// as long as it hosted, and withdrew it after.
+	if role == "client" {
+		for _, c := range g.clients {
+			if c.Node.Relays(g.host.ID) {
+				t.Fatalf("%s still passes on the host's %s record after it stopped hosting", c.Name, core.ServiceHost)
+			}
+		}
+		if !hasNetEvent(g.clients[0], core.EvWithdrawn, g.host.ID) {
+			t.Fatal("no withdrawal of the host record seen")
+		}
+	}
 }
 
 func hasNetEvent(h *sim.Host, kind core.EventKind, id announce.NodeID) bool {
@@ -131,7 +149,7 @@ func hasNetEvent(h *sim.Host, kind core.EventKind, id announce.NodeID) bool {
 // When the host itself dies, its vouching dies with it: the hosted server
 // is no longer passed on after W and is forgotten after H.
 func TestHostDeathEndsVouching(t *testing.T) {
-	g := newHostGrid(t, 1)
+	g := newHostGrid(t, 1, "relay")
 	x, rec := tahoeRecord("tahoe-x", 1)
 	g.net.Input(g.host, core.Publish{Rec: rec})
 	g.net.Run(2 * time.Second)

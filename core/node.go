@@ -17,6 +17,10 @@ type Identity struct {
 	Key       announce.PrivateKey
 	Services  []announce.Template // one record per service; none for a pure client
 	Bootstrap []announce.Locator  // dialled at start and kept connected
+	// Nickname and Locators are used for the record a node that announces
+	// no service signs while it hosts servers (ServiceHost).
+	Nickname string
+	Locators []string
 }
 
 // Input is something that happened, delivered to Step with the local time.
@@ -186,6 +190,8 @@ type Node struct {
 	key  announce.PrivateKey
 	id   announce.NodeID
 	svcs []announce.Template
+	nick string
+	locs []string
 	rng  *rand.Rand
 
 	store    *records.Store
@@ -241,6 +247,8 @@ func New(cfg Config, id Identity, st State, rng *rand.Rand) (*Node, error) {
 		key:      id.Key,
 		id:       id.Key.ID(),
 		svcs:     slices.Clone(id.Services),
+		nick:     id.Nickname,
+		locs:     slices.Clone(id.Locators),
 		rng:      rng,
 		store:    records.New(),
 		meta:     map[records.Key]*recMeta{},
@@ -485,7 +493,8 @@ func (n *Node) publish(why string) {
 	n.counter++
 	n.ready.Counter = n.counter
 	hosts, hosting := n.hostsField()
-	for _, t := range n.svcs {
+	svcs := n.templates()
+	for _, t := range svcs {
 		if hosting {
 			t.Service.Fields = append(slices.Clone(t.Service.Fields), hosts)
 		}
@@ -494,7 +503,7 @@ func (n *Node) publish(why string) {
 		}
 		n.admitOwn(announce.Sign(n.key, announce.Build(n.key, t, n.counter)))
 	}
-	n.emit(Event{Kind: EvPublished, Peer: n.id, Reason: why, Facts: facts("seqnum", n.counter, "services", len(n.svcs))})
+	n.emit(Event{Kind: EvPublished, Peer: n.id, Reason: why, Facts: facts("seqnum", n.counter, "services", len(svcs))})
 }
 
 func (n *Node) admitOwn(s announce.Signed) {
@@ -530,7 +539,7 @@ func (n *Node) leave() {
 func (n *Node) withdrawMissing() {
 	var gone []string
 	for _, a := range n.store.Records() {
-		if a.ID == n.id && !slices.ContainsFunc(n.svcs, func(t announce.Template) bool { return t.Service.Name == a.ServiceName }) {
+		if a.ID == n.id && !slices.ContainsFunc(n.templates(), func(t announce.Template) bool { return t.Service.Name == a.ServiceName }) {
 			gone = append(gone, a.ServiceName)
 		}
 	}

@@ -141,8 +141,8 @@ func KeyFor(name string, seed uint64) announce.PrivateKey {
 // (announces storage, dials only its bootstrap), relay (announces
 // grapevine-relay) or client (announces nothing).
 func Role(role, name string, key announce.PrivateKey, cfg core.Config) (core.Identity, core.Config) {
-	id := core.Identity{Key: key}
 	loc := Locator(key.ID())
+	id := core.Identity{Key: key, Nickname: name, Locators: []string{loc}}
 	svc := func(s string) []announce.Template {
 		return []announce.Template{{Nickname: name, Service: announce.Service{Name: s}, Locators: []string{loc}}}
 	}
