@@ -170,11 +170,40 @@ type Template struct {
 	Service   Service
 	Locators  []string
 	Withdrawn bool
+	// PermutationSeed overrides the announced permutation-seed-base32.
+	// Empty (the usual case): TahoePermutationSeed of the signing key,
+	// what a Tahoe storage server with that key announces. Set it to the
+	// content of a Tahoe node's own NODEDIR/permutation-seed file
+	// (white space trimmed) when that is known: Tahoe writes the seed
+	// there when it first starts and announces it ever after, and a
+	// server that already held shares when Tahoe gained signed
+	// announcements (ticket #466) keeps base32 of its Foolscap Tub ID
+	// there instead. Clients place shares by this seed, so a server must
+	// keep announcing the one its shares were placed by. It must be Tahoe
+	// base32 (DecodeBase32 accepts it); Build does not check it.
+	PermutationSeed string
+}
+
+// TahoePermutationSeed is the permutation-seed-base32 that a Tahoe-LAFS
+// storage server with public key pub announces (allmydata/client.py,
+// _init_permutation_seed, for a server without shares from before ticket
+// #466): base32 of the ASCII text of the key as Tahoe writes it, without
+// its "pub-v0-" prefix. That is base32(base32(pub)), 84 characters, not
+// base32 of the raw key (52 characters): Tahoe clients permute servers by
+// the seed's bytes, so any other seed would put a server at another place
+// in the permuted ring than Tahoe itself would.
+func TahoePermutationSeed(pub ed25519.PublicKey) string {
+	return EncodeBase32([]byte(EncodeBase32(pub)))
 }
 
 // Build returns the announcement body in the order Tahoe builds it, with
-// Grapevine's fields before seqnum and nonce.
+// Grapevine's fields before seqnum and nonce. The permutation seed is
+// t.PermutationSeed, or TahoePermutationSeed of the key if that is empty.
 func Build(key PrivateKey, t Template, seqnum int64) Value {
+	seed := t.PermutationSeed
+	if seed == "" {
+		seed = TahoePermutationSeed(key.Public())
+	}
 	b := Obj(
 		Member{"version", Int(0)},
 		Member{"nickname", Str(t.Nickname)},
@@ -182,7 +211,7 @@ func Build(key PrivateKey, t Template, seqnum int64) Value {
 		Member{"my-version", Str(Version)},
 		Member{"oldest-supported", Str("1.0.0")},
 		Member{"service-name", Str(t.Service.Name)},
-		Member{"permutation-seed-base32", Str(EncodeBase32(key.Public()))},
+		Member{"permutation-seed-base32", Str(seed)},
 	)
 	b.Members = append(b.Members, t.Service.Fields...)
 	locs := make([]Value, len(t.Locators))

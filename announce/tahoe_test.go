@@ -114,3 +114,54 @@ func TestBase32Canonical(t *testing.T) {
 		}
 	}
 }
+
+// TahoePermutationSeed is what Tahoe-LAFS 1.20's own code announces. The
+// expected seeds were produced by running Tahoe's
+// allmydata.client._Client._init_permutation_seed (a node without shares
+// and without a permutation-seed file) on the public keys of these
+// node.privkey files, under /usr/bin/python3 with Tahoe's source on
+// sys.path. They are base32 of the 52 ASCII characters of the key's text,
+// not of its 32 bytes.
+func TestTahoePermutationSeed(t *testing.T) {
+	for _, c := range []struct{ privkey, pubkey, seed string }{
+		{ // the alpha key of testdata/tahoe
+			"priv-v0-4yfortuyhkqbd2sxlmigvvyy4nfpgjm47flr7pj6ecahzos5qxva",
+			"pub-v0-vhhmjyjpbmi6acgkwexpjnmg5ryoilx5upqnmv7v67x4isd4tuyq",
+			"ozugq3lkpfvhaytnne3gcy3hnn3wk6dqnjxg2zzvoj4w62lmpa2xk4drnzwxmn3wgy3xqndjonsdi5dvpfyq",
+		},
+		{ // the key whose seed is 32 bytes of 7
+			"priv-v0-a4dqobyha4dqobyha4dqobyha4dqobyha4dqobyha4dqobyha4dq",
+			"pub-v0-5jfgyy7ctrjavpxvkb5rglwf7gkuo5vox27hxescd3vgsfcg2iwa",
+			"gvvgmz3zpe3wg5dsnjqxm4dyozvwenlsm5whozrxm5vxk3zvozxxqmrxnb4gk43dmqzxmz3tmzrwomtjo5qq",
+		},
+	} {
+		key, err := announce.ParsePrivateKey(c.privkey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := key.PublicKeyFile(); got != c.pubkey {
+			t.Fatalf("%s: public key %s, want %s", c.privkey, got, c.pubkey)
+		}
+		got := announce.TahoePermutationSeed(key.Public())
+		if got != c.seed || len(got) != 84 {
+			t.Errorf("%s: seed %s, want Tahoe's %s", c.pubkey, got, c.seed)
+		}
+		raw, err := announce.DecodeBase32(got)
+		if err != nil || string(raw) != strings.TrimPrefix(c.pubkey, announce.PubPrefix) {
+			t.Errorf("%s: seed decodes to %q (%v), want the key's text", c.pubkey, raw, err)
+		}
+
+		// Build announces it, unless the template gives the seed.
+		seedOf := func(tmpl announce.Template) string {
+			v, _ := announce.Build(key, tmpl, 1).Get("permutation-seed-base32")
+			return v.Str
+		}
+		if s := seedOf(announce.Template{Service: announce.Service{Name: "storage"}}); s != c.seed {
+			t.Errorf("%s: Build announces seed %s, want %s", c.pubkey, s, c.seed)
+		}
+		own := "u33m4y7klhz3bypswqkozwetvabelhxt" // a Tub ID's, as a pre-#466 server keeps
+		if s := seedOf(announce.Template{Service: announce.Service{Name: "storage"}, PermutationSeed: own}); s != own {
+			t.Errorf("%s: Build with an explicit seed announces %s, want %s", c.pubkey, s, own)
+		}
+	}
+}

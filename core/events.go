@@ -29,7 +29,7 @@ const (
 	EvDialFailed       EventKind = "dial-failed"
 	EvConnected        EventKind = "connected"
 	EvDisconnected     EventKind = "disconnected"
-	EvClock            EventKind = "clock" // R5: the clock went back or jumped; elapsed time clamped
+	EvClock            EventKind = "clock"    // R5: the clock went back or jumped; elapsed time clamped
 	EvHosted           EventKind = "hosted"   // a server is kept live by its host (hosting)
 	EvUnhosted         EventKind = "unhosted" // ...no longer
 )

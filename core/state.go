@@ -125,7 +125,7 @@ type ServerInfo struct {
 	ConnectedSince time.Duration
 	Dialing        bool
 	NextDialIn     time.Duration
-	Live           bool // R1: its records are passed on
+	Live           bool              // R1: its records are passed on
 	HostedHere     bool              // a local publisher of it is connected
 	Hosts          []announce.NodeID // hosts whose records vouch for it
 	FreshAgo       time.Duration

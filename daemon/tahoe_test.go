@@ -45,7 +45,7 @@ func TestTahoeView(t *testing.T) {
 	sd, _ := run(t, Options{Dir: srv.Dir, Transport: srvTr, Book: peerbook.NewMemory()})
 
 	cli := testNode(t, "cli", nodedir.Config{})
-	cache := filepath.Join(testkit.SharedDir(t), "testdata", "tahoe", "introducer_default_cache.yaml")
+	cache := testkit.Testdata(t, "tahoe", "introducer_default_cache.yaml")
 	f, err := tahoe.Parse(cache, tahoeReadFile(t, cache))
 	if err != nil {
 		t.Fatal(err)

@@ -32,7 +32,7 @@ import (
 // cache's entries among them. --watch drops a server that leaves.
 func TestTahoeRoundTrip(t *testing.T) {
 	root := t.TempDir()
-	cachePath := filepath.Join(testkit.SharedDir(t), "testdata", "tahoe", "introducer_default_cache.yaml")
+	cachePath := testkit.Testdata(t, "tahoe", "introducer_default_cache.yaml")
 	data, err := os.ReadFile(cachePath)
 	if err != nil {
 		t.Fatal(err)

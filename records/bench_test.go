@@ -44,8 +44,8 @@ func benchKey(i int) announce.PrivateKey {
 	return k
 }
 
-// benchRecord is a realistic storage announcement of about 535 bytes, a
-// little longer than Tahoe's own (see shared/testdata/tahoe): a nickname, a
+// benchRecord is a realistic storage announcement of about 570 bytes, a
+// little longer than Tahoe's own (see testdata/tahoe): a nickname, a
 // FURL, one locator.
 func benchRecord(key announce.PrivateKey, node int, seq int64) announce.Signed {
 	furl := fmt.Sprintf("pb://%s@tcp:192.0.2.%d:51298/%s",

@@ -22,7 +22,7 @@ const (
 
 func cacheFile(t testing.TB) (string, []byte) {
 	t.Helper()
-	path := filepath.Join(testkit.SharedDir(t), "testdata", "tahoe", "introducer_default_cache.yaml")
+	path := testkit.Testdata(t, "tahoe", "introducer_default_cache.yaml")
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestScripts(t *testing.T) {
-	tahoe, err := filepath.Abs(filepath.Join(testkit.SharedDir(t), "testdata", "tahoe"))
+	tahoe, err := filepath.Abs(testkit.Testdata(t, "tahoe"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 
 // Every package has exactly one package doc comment.
 func TestPackageDocs(t *testing.T) {
-	root := repoRoot(t)
+	root := Root(t)
 	dirs := map[string][]string{}
 	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -46,10 +46,13 @@ func TestPackageDocs(t *testing.T) {
 	}
 }
 
-func repoRoot(t *testing.T) string {
-	dir, err := os.Getwd()
-	if err != nil {
+// The repository's own test data is found from any package directory.
+func TestTestdata(t *testing.T) {
+	if _, err := os.Stat(filepath.Join(Root(t), "go.mod")); err != nil {
 		t.Fatal(err)
 	}
-	return filepath.Dir(filepath.Dir(dir)) // internal/testkit -> root
+	Testdata(t, "tahoe", "introducer_default_cache.yaml")
+	if vs := TahoeVectors(t); len(vs) < 2 {
+		t.Fatalf("%d Tahoe vectors", len(vs))
+	}
 }
