@@ -58,6 +58,56 @@ type Config struct {
 	Membership []string `yaml:"membership,omitempty"`
 	// Role is "relay" for a grid-control-only node (informational).
 	Role string `yaml:"role,omitempty"`
+	// Introducer is the Foolscap introducer endpoint Tahoe-LAFS nodes use.
+	Introducer IntroducerConfig `yaml:"introducer,omitempty"`
+	// Tahoe names the Tahoe-LAFS node beside this one, if any.
+	Tahoe TahoeConfig `yaml:"tahoe,omitempty"`
+}
+
+// DefaultIntroducerListen: loopback, with the port of the FURL already
+// written if there is one (so the FURL stays the same), else a free one.
+const DefaultIntroducerListen = "127.0.0.1:0"
+
+// IntroducerConfig configures the Foolscap introducer endpoint.
+type IntroducerConfig struct {
+	// Listen is host:port, DefaultIntroducerListen if empty, "off" for none.
+	Listen string `yaml:"listen,omitempty"`
+	// Location lists the host:port hints put in the FURL; the listen
+	// address if empty.
+	Location []string `yaml:"location,omitempty"`
+}
+
+// Off reports whether the endpoint is turned off.
+func (c IntroducerConfig) Off() bool { return c.Listen == "off" }
+
+// ListenAddr returns the address to listen on.
+func (c IntroducerConfig) ListenAddr() string {
+	if c.Listen == "" {
+		return DefaultIntroducerListen
+	}
+	return c.Listen
+}
+
+// DefaultTahoePetname is the introducer's name in the Tahoe node's
+// private/introducers.yaml.
+const DefaultTahoePetname = "grapevine"
+
+// TahoeConfig names the Tahoe-LAFS node beside this one.
+type TahoeConfig struct {
+	// NodeDir is the Tahoe node directory: its introducer cache is kept
+	// free of servers this node has forgotten, and its key may never be
+	// this node's.
+	NodeDir string `yaml:"node_dir,omitempty"`
+	// Petname is this introducer's name in the node's introducers.yaml.
+	Petname string `yaml:"petname,omitempty"`
+}
+
+// PetnameOr returns the petname or its default.
+func (c TahoeConfig) PetnameOr() string {
+	if c.Petname == "" {
+		return DefaultTahoePetname
+	}
+	return c.Petname
 }
 
 // ServiceConfig is one announced service. For "storage", FURL becomes
@@ -88,6 +138,8 @@ func (e *ConfigError) Error() string {
 }
 
 var serviceNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,63}$`)
+
+var petnameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // ParseConfig decodes and validates a configuration. Unknown fields are
 // errors, so a typo is not silently ignored.
@@ -212,6 +264,22 @@ func (c *Config) validate() error {
 		if err := announce.CheckHostPort(c.Status, true); err != nil {
 			return bad("status", "%v", err)
 		}
+	}
+	if !c.Introducer.Off() {
+		if err := announce.CheckHostPort(c.Introducer.ListenAddr(), true); err != nil {
+			return bad("introducer.listen", "%v (or off)", err)
+		}
+	}
+	if len(c.Introducer.Location) > 16 {
+		return bad("introducer.location", "%d entries, limit 16", len(c.Introducer.Location))
+	}
+	for i, l := range c.Introducer.Location {
+		if err := announce.CheckHostPort(l, false); err != nil {
+			return bad(fmt.Sprintf("introducer.location[%d]", i), "%v", err)
+		}
+	}
+	if c.Tahoe.Petname != "" && !petnameRE.MatchString(c.Tahoe.Petname) {
+		return bad("tahoe.petname", "%q: want letters, digits, '-' and '_'", c.Tahoe.Petname)
 	}
 	_, err := c.CoreConfig()
 	return err
@@ -353,6 +421,21 @@ func (c *Config) Encode() []byte {
 	if c.Grid != "" {
 		fmt.Fprintf(&b, "\n# The grid: its founder's node ID. Only members' records are held.\ngrid: %s\n", q(c.Grid))
 		fmt.Fprintf(&b, "\n# This node's certificate chain, founder first (empty for the founder).\nmembership:%s\n", list(c.Membership))
+	}
+	if c.Introducer.Listen != "" || len(c.Introducer.Location) > 0 {
+		fmt.Fprintf(&b, "\n# The Foolscap introducer endpoint for Tahoe-LAFS nodes (off: none).\nintroducer:\n")
+		if c.Introducer.Listen != "" {
+			fmt.Fprintf(&b, "  listen: %s\n", q(c.Introducer.Listen))
+		}
+		if len(c.Introducer.Location) > 0 {
+			fmt.Fprintf(&b, "  location:%s\n", strings.ReplaceAll(list(c.Introducer.Location), "\n  -", "\n    -"))
+		}
+	}
+	if c.Tahoe.NodeDir != "" {
+		fmt.Fprintf(&b, "\n# The Tahoe-LAFS node beside this one.\ntahoe:\n  node_dir: %s\n", q(c.Tahoe.NodeDir))
+		if c.Tahoe.Petname != "" {
+			fmt.Fprintf(&b, "  petname: %s\n", q(c.Tahoe.Petname))
+		}
 	}
 	if c.Rules != (Rules{}) {
 		r, _ := yaml.Marshal(struct {
