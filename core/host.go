@@ -244,3 +244,15 @@ func (n *Node) reindexHostedBy(h announce.NodeID) {
 		n.reindex(id)
 	}
 }
+
+// LiveRecords returns the held records of service whose servers are live
+// (R1): what the node passes on, its own included, ordered by ID.
+func (n *Node) LiveRecords(service string) []announce.Signed {
+	var out []announce.Signed
+	for _, a := range n.store.Records() {
+		if a.ServiceName == service && !a.Withdrawn() && n.live(a.ID) {
+			out = append(out, a.Signed)
+		}
+	}
+	return out
+}
