@@ -76,6 +76,7 @@ type Daemon struct {
 	templates []announce.Template // from the configuration
 	policy    *policy             // nil: an open grid
 	invites   *inviteStore
+	intro     *introducer // the Foolscap introducer endpoint; nil if off
 	ownRevs   []string // revocations this node signed
 
 	unsaved bool      // gossip or history changed since the last save
@@ -229,7 +230,11 @@ func Run(ctx context.Context, opt Options) (err error) {
 			return err
 		}
 	}
-	d.node, err = core.New(d.cfg, core.Identity{Key: dir.Key, Services: d.services(), Bootstrap: boot}, st, rng)
+	if err := checkTahoeKey(dir); err != nil {
+		return err
+	}
+	d.node, err = core.New(d.cfg, core.Identity{Key: dir.Key, Services: d.services(), Bootstrap: boot,
+		Nickname: dir.Config.Nickname, Locators: d.locators}, st, rng)
 	if err != nil {
 		return fmt.Errorf("%s: %w", filepath.Join(opt.Dir, BookFile), err)
 	}
@@ -253,6 +258,10 @@ func Run(ctx context.Context, opt Options) (err error) {
 			return err
 		}
 	}
+	if d.intro, err = d.startIntroducer(ctx); err != nil {
+		return err
+	}
+	defer d.intro.close()
 	log.Info("started", "id", string(dir.ID()), "listen", d.tr.Addr(), "locators", d.locators,
 		"status", d.status, "records", len(st.Records), "peers", len(st.Peers), "counter", st.Counter)
 	if opt.OnReady != nil {
@@ -376,6 +385,7 @@ func (d *Daemon) apply(ins ...core.Input) ([]core.Event, error) {
 		}
 		events = append(events, r.Events...)
 	}
+	d.intro.changed()
 	if perr == nil && d.withheld {
 		// Back from read-only mode: what was kept back is on disk now;
 		// re-sign at the next seqnum so that it is pushed to everyone.

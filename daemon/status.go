@@ -44,6 +44,11 @@ type Status struct {
 	ReadOnly       bool       `json:"read_only"`
 	ReadOnlyReason string     `json:"read_only_reason"`
 	ReadOnlySince  *time.Time `json:"read_only_since,omitempty"`
+
+	// Introducer is the Foolscap introducer endpoint for Tahoe-LAFS
+	// nodes: its FURL, subscribers and the servers publishing through it
+	// (hosted); absent when turned off.
+	Introducer *Introducer `json:"introducer,omitempty"`
 }
 
 // ServerStatus is one known node.
@@ -80,6 +85,10 @@ type ServerStatus struct {
 	BytesIn   uint64   `json:"bytes_in"`
 	BytesOut  uint64   `json:"bytes_out"`
 	Withdrawn bool     `json:"withdrawn"`
+	// HostedHere: it publishes through this node's introducer endpoint;
+	// Hosts: the hosts whose records keep it live (docs/design.md §9).
+	HostedHere bool     `json:"hosted_here,omitempty"`
+	Hosts      []string `json:"hosts,omitempty"`
 	// Tombstoned says why it was forgotten, if it was.
 	Tombstoned string `json:"tombstoned,omitempty"`
 }
@@ -145,6 +154,7 @@ func (d *Daemon) statusOf(n *core.Node) Status {
 	if d.ro != nil {
 		st.ReadOnly, st.ReadOnlyReason, st.ReadOnlySince = true, d.ro.Error(), wallPtr(d.roSince)
 	}
+	st.Introducer = d.intro.state(n)
 	day := 24 * time.Hour
 	for _, s := range n.Servers() {
 		if s.ID == n.ID() {
@@ -167,6 +177,10 @@ func (d *Daemon) statusOf(n *core.Node) Status {
 		}
 		if s.Fresh {
 			ss.LastFreshAgo = s.FreshAgo.Seconds()
+		}
+		ss.HostedHere = s.HostedHere
+		for _, h := range s.Hosts {
+			ss.Hosts = append(ss.Hosts, string(h))
 		}
 		for _, svc := range s.Services {
 			if a, ok := n.Record(recordKey(svc, s.ID)); ok && ss.Nickname == "" {

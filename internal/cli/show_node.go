@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"path/filepath"
 
 	"grapevine/announce"
+	"grapevine/daemon"
 	"grapevine/nodedir"
 )
 
@@ -19,11 +21,14 @@ func init() {
 }
 
 type nodeInfo struct {
-	ID            announce.NodeID   `json:"id"`
-	Nickname      string            `json:"nickname"`
-	Seqnum        int64             `json:"seqnum"`
-	Locators      []string          `json:"locators"`
-	Announcements []announce.Signed `json:"announcements"`
+	ID       announce.NodeID `json:"id"`
+	Nickname string          `json:"nickname"`
+	Seqnum   int64           `json:"seqnum"`
+	Locators []string        `json:"locators"`
+	// IntroducerFURL: the Foolscap introducer endpoint's FURL, for
+	// Tahoe-LAFS nodes; "" until the node first runs (or if it is off).
+	IntroducerFURL string            `json:"introducer_furl"`
+	Announcements  []announce.Signed `json:"announcements"`
 }
 
 func runShowNode(env *Env, args []string) int {
@@ -42,11 +47,12 @@ func runShowNode(env *Env, args []string) int {
 		return fail(env, c, err)
 	}
 	info := nodeInfo{
-		ID:            n.ID(),
-		Nickname:      n.Config.Nickname,
-		Seqnum:        n.Counter(),
-		Locators:      n.Config.Locators(n.ID()),
-		Announcements: n.Current(),
+		ID:             n.ID(),
+		Nickname:       n.Config.Nickname,
+		Seqnum:         n.Counter(),
+		Locators:       n.Config.Locators(n.ID()),
+		IntroducerFURL: daemon.ReadIntroducerFURL(n.Dir),
+		Announcements:  n.Current(),
 	}
 	if info.Announcements == nil {
 		info.Announcements = []announce.Signed{}
@@ -61,6 +67,14 @@ func runShowNode(env *Env, args []string) int {
 	fmt.Fprintf(env.Stdout, "Seqnum:    %d\n", info.Seqnum)
 	for _, l := range info.Locators {
 		fmt.Fprintf(env.Stdout, "Locator:   %s\n", l)
+	}
+	switch {
+	case info.IntroducerFURL != "":
+		fmt.Fprintf(env.Stdout, "Introducer FURL (for Tahoe-LAFS): %s\n", info.IntroducerFURL)
+	case n.Config.Introducer.Off():
+		fmt.Fprintf(env.Stdout, "Introducer FURL: none (introducer.listen is off)\n")
+	default:
+		fmt.Fprintf(env.Stdout, "Introducer FURL: written to %s when the node first runs\n", filepath.Join(n.Dir, "private", daemon.IntroducerFURL))
 	}
 	fmt.Fprintf(env.Stdout, "Announcements: %d (one JSON object per line; 'grapevine ann verify' reads one)\n", len(info.Announcements))
 	for _, s := range info.Announcements {
