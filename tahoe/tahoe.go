@@ -35,7 +35,8 @@
 //
 // EncodeServers writes a servers.yaml for Tahoe from announcements whose
 // signatures were verified (AnnOf extracts what Tahoe's storage client
-// reads from one).
+// reads from one). OneIDPerEndpoint first keeps one announcement per
+// storage endpoint, so that Tahoe never sees one server under two IDs.
 package tahoe
 
 import (

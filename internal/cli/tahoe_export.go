@@ -85,6 +85,9 @@ func runExportTahoe(env *Env, args []string) int {
 			}
 			last, lastErr = ex.data, ""
 			fmt.Fprintf(env.Stderr, "%s wrote %d live storage servers to %s%s\n", tahoeStamp(), len(ex.servers), *out, ex.diff(prev))
+			for _, d := range ex.newDuplicates(prev) {
+				fmt.Fprintf(env.Stderr, "%s not written, duplicate: %s\n", tahoeStamp(), d)
+			}
 			prev = ex
 		default:
 			if lastErr != "" {
@@ -94,6 +97,9 @@ func runExportTahoe(env *Env, args []string) int {
 			if prev == nil {
 				prev = ex
 				fmt.Fprintf(env.Stderr, "%s %s is up to date: %d live storage servers\n", tahoeStamp(), *out, len(ex.servers))
+				for _, d := range ex.duplicates {
+					fmt.Fprintf(env.Stderr, "%s not written, duplicate: %s\n", tahoeStamp(), d)
+				}
 			}
 		}
 		select {
@@ -113,16 +119,25 @@ type tahoeExport struct {
 	servers    []tahoe.Server
 	unverified []daemon.TahoeHint
 	skipped    []string // held records that failed verification
+	// duplicates are the records left out because another one names the
+	// same storage endpoint (tahoe.OneIDPerEndpoint).
+	duplicates []tahoe.Dropped
 }
 
-// tahoeExportOnce asks the node for its storage servers and renders the live
-// ones whose records verify.
+// tahoeExportOnce asks the node for its storage servers and renders them.
 func tahoeExportOnce(dir string) (*tahoeExport, error) {
 	var v daemon.TahoeView
 	if err := callNode(dir, "GET", "/v1/tahoe/servers", nil, &v); err != nil {
 		return nil, err
 	}
+	return tahoeExportOf(v, dir)
+}
+
+// tahoeExportOf renders the servers.yaml of what the node at dir answered:
+// the live servers whose records verify, one per storage endpoint.
+func tahoeExportOf(v daemon.TahoeView, dir string) (*tahoeExport, error) {
 	ex := &tahoeExport{}
+	var candidates []tahoe.Candidate
 	for _, s := range v.Servers {
 		if !s.Live {
 			continue
@@ -139,10 +154,15 @@ func tahoeExportOnce(dir string) (*tahoeExport, error) {
 			ex.skipped = append(ex.skipped, fmt.Sprintf("%s: %v", s.ID, err))
 			continue
 		}
-		ex.servers = append(ex.servers, tahoe.Server{Key: a.ID, Ann: ann})
+		candidates = append(candidates, tahoe.CandidateOf(a, ann))
 	}
-	slices.SortFunc(ex.servers, func(a, b tahoe.Server) int { return strings.Compare(string(a.Key), string(b.Key)) })
+	// A Grapevine node beside a Tahoe server may announce the same FURL
+	// under its own key: Tahoe must not see one server under two IDs.
+	ex.servers, ex.duplicates = tahoe.OneIDPerEndpoint(candidates)
 	var footer []string
+	for _, d := range ex.duplicates {
+		footer = append(footer, "not listed, duplicate: "+d.String())
+	}
 	for _, h := range v.Hints {
 		if h.State == tahoe.Unverified {
 			ex.unverified = append(ex.unverified, h)
@@ -174,6 +194,9 @@ func (ex *tahoeExport) report(env *Env, out string) {
 	for _, s := range ex.skipped {
 		fmt.Fprintf(env.Stderr, "skipped %s\n", s)
 	}
+	for _, d := range ex.duplicates {
+		fmt.Fprintf(env.Stderr, "not written, duplicate: %s\n", d)
+	}
 	for _, h := range ex.unverified {
 		fmt.Fprintf(env.Stderr, "not written, %s: %s %s\n", h.Label, h.Key, tahoe.Display(h.Ann.Nickname))
 	}
@@ -204,4 +227,19 @@ func (ex *tahoeExport) diff(prev *tahoeExport) string {
 		return " (details changed)"
 	}
 	return ": " + strings.Join(parts, ", ")
+}
+
+// newDuplicates are the duplicates ex drops that prev did not drop for the
+// same reason (all of them if prev is nil).
+func (ex *tahoeExport) newDuplicates(prev *tahoeExport) []tahoe.Dropped {
+	if prev == nil {
+		return ex.duplicates
+	}
+	var out []tahoe.Dropped
+	for _, d := range ex.duplicates {
+		if !slices.ContainsFunc(prev.duplicates, func(p tahoe.Dropped) bool { return p.String() == d.String() }) {
+			out = append(out, d)
+		}
+	}
+	return out
 }
