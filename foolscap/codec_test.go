@@ -435,6 +435,9 @@ func TestDecodeViolationsDiscardMessage(t *testing.T) {
 			"02880487", "0181", "028a", "0289", "0189", "0089"), 3, true, "ABORT received"},
 		{"gift", tokens("00880d87", "0781", "01881187", "0581", "0382612f62", "0189", "0089"), 7, false, "gifts"},
 		{"unknown top-level", tokens("00880487", "0181", "0089"), 0, false, "unknown top-level OPEN type"},
+		// a sequence where my-reference expects its interface name string
+		{"open in my-reference", tokens("00880d87", "0581", "01880f87", "0181", "02880487", "0181", "0289", "0189", "0089"),
+			5, false, "must be strings"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -238,6 +238,11 @@ func (d *decoder) feed(t token) (*message, error) {
 			d.msg = &message{}
 			d.items, d.bytes = 1, t.size
 		} else if err := d.check(d.top(), t); err != nil {
+			if _, ok := err.(*Violation); ok {
+				// the refused sequence still needs its CLOSE skipped
+				d.objCount++
+				d.opening = true
+			}
 			return d.fail(t, err)
 		}
 		if len(d.stack)+1 > d.lim.maxDepth {
@@ -424,7 +429,10 @@ func (d *decoder) close(t token) (*message, error) {
 	}
 	v, err := d.finishFrame(f, t)
 	if err != nil {
-		if _, ok := err.(*Violation); !ok {
+		if pe, ok := err.(*ProtocolError); ok {
+			if pe.Offset == 0 {
+				pe.Offset = t.off // from the resolver
+			}
 			return nil, err
 		}
 		d.stack = d.stack[:len(d.stack)-1]

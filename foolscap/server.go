@@ -23,7 +23,7 @@ type Options struct {
 	WriteTimeout      time.Duration // per message write, default 60s
 
 	MaxTokenSize    int // STRING body bytes, default 640 KiB
-	MaxMessageSize  int // bytes per top-level message, default 16 MiB
+	MaxMessageSize  int // bytes per top-level message, default 4 MiB
 	MaxOpenDepth    int // nested sequences per message, default 64
 	MaxItems        int // tokens per top-level message, default 200000
 	MaxVocab        int // inbound vocab entries, default 1024
@@ -51,7 +51,7 @@ func (o Options) withDefaults() Options {
 	defd(&o.IdleTimeout, 180*time.Second)
 	defd(&o.WriteTimeout, 60*time.Second)
 	def(&o.MaxTokenSize, 640<<10)
-	def(&o.MaxMessageSize, 16<<20)
+	def(&o.MaxMessageSize, 4<<20)
 	def(&o.MaxOpenDepth, 64)
 	def(&o.MaxItems, 200000)
 	def(&o.MaxVocab, 1024)

@@ -485,3 +485,30 @@ func readBlockString(s string) (map[string]string, error) {
 	}
 	return parseBlock(blk)
 }
+
+func TestReferenceWithForeignFURL(t *testing.T) {
+	srvTub, _ := NewTub()
+	cliTub, _ := NewTub()
+	other, _ := NewTub()
+	_, furl := startServer(t, srvTub, &echoObject{}, Options{})
+	ctx := testCtx(t)
+	ref, err := Dial(ctx, cliTub, furl, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ref.Conn()
+	good := &refPlaceholder{CLID: 5, Interface: "RIx", URL: FormatFURL(cliTub.ID(), nil, "n"), Extra: 2}
+	if err := c.write(func(e *encoder) error { return e.call(0, ref.CLID(), "keep", []Value{good}, nil) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ref.Call(ctx, "echo"); err != nil {
+		t.Fatalf("after a valid my-reference with FURL: %v", err)
+	}
+	bad := &refPlaceholder{CLID: 6, Interface: "RIx", URL: FormatFURL(other.ID(), nil, "n"), Extra: 2}
+	c.write(func(e *encoder) error { return e.call(0, ref.CLID(), "keep", []Value{bad}, nil) })
+	<-c.Done()
+	var pe *PeerError
+	if !errors.As(c.Err(), &pe) || !strings.Contains(pe.Msg, "claims bad tubid") {
+		t.Fatalf("client err = %v", c.Err())
+	}
+}

@@ -146,7 +146,7 @@ def main():
     d.addErrback(_err)
     if mode == "full":
         d.addBoth(lambda _: reactor.callLater(0, reactor.stop))
-    reactor.callLater(60, reactor.stop)
+    reactor.callLater(30, reactor.stop)
     reactor.run()
 
 if __name__ == "__main__":
