@@ -37,7 +37,7 @@ const (
 	// maxAnnounceBatch bounds the records of one announce_v2 call.
 	maxAnnounceBatch = 256
 	// feedInterval: subscribers are brought up to date at most this often.
-	feedInterval = 200 * time.Millisecond
+	feedInterval = 100 * time.Millisecond
 	// cacheInterval: how often the Tahoe node's cache is checked.
 	cacheInterval = 2 * time.Second
 )
