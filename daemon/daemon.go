@@ -77,7 +77,7 @@ type Daemon struct {
 	policy    *policy             // nil: an open grid
 	invites   *inviteStore
 	intro     *introducer // the Foolscap introducer endpoint; nil if off
-	ownRevs   []string // revocations this node signed
+	ownRevs   []string    // revocations this node signed
 
 	unsaved bool      // gossip or history changed since the last save
 	savedAt time.Time // the last save of the state (monotonic)

@@ -67,7 +67,13 @@ func TestTahoeGrid(t *testing.T) {
 	for i := range 2 {
 		tn := newTahoeStorage(t, root, fmt.Sprintf("s%d", i+1), nil)
 		wg.Add(1)
-		go func() { defer wg.Done(); p := besideTahoe(t, root, tn, boot); mu.Lock(); servers = append(servers, p); mu.Unlock() }()
+		go func() {
+			defer wg.Done()
+			p := besideTahoe(t, root, tn, boot)
+			mu.Lock()
+			servers = append(servers, p)
+			mu.Unlock()
+		}()
 	}
 	for i := range 2 {
 		tn := newTahoeClient(t, root, fmt.Sprintf("c%d", i), nil, 2, 3, 3)
