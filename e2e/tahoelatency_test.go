@@ -4,7 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
-		"slices"
+	"slices"
 	"testing"
 	"time"
 
