@@ -220,6 +220,13 @@ func Run(ctx context.Context, opt Options) (err error) {
 	}
 	rng := rand.New(rand.NewChaCha8(seed))
 	d.templates = cfgCopy.Templates(dir.ID())
+	if seed := tahoeSeed(dir.Config.Tahoe.NodeDir); seed != "" {
+		for i := range d.templates {
+			if d.templates[i].Service.Name == "storage" {
+				d.templates[i].PermutationSeed = seed
+			}
+		}
+	}
 	if dir.Config.Grid != "" {
 		if d.policy, err = loadPolicy(opt.Dir, announce.NodeID(dir.Config.Grid)); err != nil {
 			return err

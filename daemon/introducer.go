@@ -559,6 +559,19 @@ func ReadIntroducerFURL(dir string) string {
 	return strings.TrimSpace(string(b))
 }
 
+// tahoeSeed returns the Tahoe node's own permutation-seed file, which a
+// storage record this node signs for it must carry, or "".
+func tahoeSeed(nodeDir string) string {
+	if nodeDir == "" {
+		return ""
+	}
+	b, err := os.ReadFile(filepath.Join(nodeDir, "permutation-seed"))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
 // checkTahoeKey refuses to run with the Tahoe node's own key.
 func checkTahoeKey(dir *nodedir.Node) error {
 	nd := dir.Config.Tahoe.NodeDir

@@ -718,7 +718,7 @@ func (n *tahoeNode) nodeID() string {
 
 // permutationSeed is the storage server's permutation-seed file, the
 // permutation-seed-base32 it announces. For a fresh server Tahoe 1.20
-// writes base32(the ASCII of the key's base32), 88 characters — not the
+// writes base32(the ASCII of the key's base32), 84 characters — not the
 // raw-key base32 its storage client falls back to when an announcement
 // has no seed.
 func (n *tahoeNode) permutationSeed() string {
