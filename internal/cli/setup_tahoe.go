@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -197,18 +198,30 @@ func pointTahoeAt(path string, old tahoeIntroducers, petname, furl string, repla
 		}
 	}
 	out.Introducers[petname] = entry{furl}
-	data, err := yaml.Marshal(out)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(out); err != nil {
 		return "", err
 	}
+	enc.Close()
+	data := buf.Bytes()
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", err
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+	err := os.WriteFile(tmp, data, 0o600)
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		if backup != "" {
+			os.Remove(backup)
+		}
 		return "", err
 	}
-	return backup, os.Rename(tmp, path)
+	return backup, nil
 }
 
 // freePort picks a free loopback port below Linux's ephemeral range, so
