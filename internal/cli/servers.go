@@ -79,6 +79,14 @@ func statusPhrase(s daemon.ServerStatus, now time.Time) string {
 		return "Forgotten (" + s.Tombstoned + ")"
 	case s.Withdrawn:
 		return "Withdrawn"
+	case s.HostedHere:
+		return "Publishing here (Tahoe, hosted)"
+	case len(s.Hosts) > 0 && !s.Connected:
+		hosts := make([]string, len(s.Hosts))
+		for i, h := range s.Hosts {
+			hosts[i] = announce.NodeID(h).Short()
+		}
+		return "Hosted by " + strings.Join(hosts, ",")
 	case s.Connected:
 		if s.ConnectedSince != nil && !now.IsZero() {
 			return "Connected for " + dur(now.Sub(*s.ConnectedSince).Seconds())
