@@ -61,6 +61,14 @@ func runStatus(env *Env, args []string) int {
 	for _, l := range st.Locators {
 		fmt.Fprintf(w, "Locator: %s\n", l)
 	}
+	if in := st.Introducer; in != nil {
+		fmt.Fprintf(w, "Introducer FURL (for Tahoe-LAFS): %s\n", in.FURL)
+		fmt.Fprintf(w, "Tahoe nodes: %d subscription(s); hosting %d server(s)", len(in.Subscribers), len(in.Hosted))
+		for _, h := range in.Hosted {
+			fmt.Fprintf(w, " %s", announce.NodeID(h).Short())
+		}
+		fmt.Fprintln(w)
+	}
 	live := 0
 	for _, s := range st.Servers {
 		if s.Live && len(s.Services) > 0 {
