@@ -20,10 +20,13 @@ const FieldHosts = "grapevine-hosts"
 const MaxHosted = 16
 
 // Publish: a local publisher (a Tahoe node on the introducer endpoint)
-// handed over its own signed record. It is admitted like an import; if it
-// is held afterwards its server counts as hosted here until Unpublished.
+// handed over a signed record. It is admitted like an import; if it is
+// held afterwards its server counts as hosted here until Unpublished,
+// unless NotServer says why the publisher is not that server (then the
+// record is only admitted).
 type Publish struct {
-	Rec announce.Signed
+	Rec       announce.Signed
+	NotServer string
 }
 
 // Unpublished: the last local publisher connection for ID is gone.
@@ -34,7 +37,7 @@ type Unpublished struct {
 func (Publish) isInput()     {}
 func (Unpublished) isInput() {}
 
-func (n *Node) onPublish(s announce.Signed) {
+func (n *Node) onPublish(s announce.Signed, why string) {
 	if s.Key == string(n.id) {
 		n.emit(Event{Kind: EvRejected, Peer: n.id, Reason: "own-key",
 			Facts: facts("why", "a local publisher signed with this node's key; Grapevine never shares a key with Tahoe")})
@@ -43,6 +46,10 @@ func (n *Node) onPublish(s announce.Signed) {
 	n.admit(s, "")
 	held, ok := n.store.Lookup(s)
 	if !ok {
+		return
+	}
+	if why != "" {
+		n.emit(Event{Kind: EvUnhosted, Peer: held.ID, Service: held.ServiceName, Reason: "publisher-not-server", Facts: facts("why", why)})
 		return
 	}
 	p := n.peer(held.ID)

@@ -330,7 +330,7 @@ func (n *Node) Step(now time.Time, in Input) {
 	case Forget:
 		n.forgetNow(in.ID)
 	case Publish:
-		n.onPublish(in.Rec)
+		n.onPublish(in.Rec, in.NotServer)
 	case Unpublished:
 		n.onUnpublished(in.ID)
 	}

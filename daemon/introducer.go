@@ -221,6 +221,31 @@ func (in *introducer) RemoteCall(ctx context.Context, c *foolscap.Call) (foolsca
 	return nil, fmt.Errorf("no such method %q", c.Method)
 }
 
+// publisherNotServer says why the publisher's connection is no evidence
+// that the record's server is up, or "": a Tahoe node publishes over its
+// main tub, the tub that serves its anonymous-storage-FURL, so the
+// connection proves that server's key is alive only if the tub IDs match.
+// Anyone else holding the FURL could otherwise replay a dead server's
+// public record and have it hosted.
+func publisherNotServer(s announce.Signed, tub string) string {
+	a, err := announce.ParseUnverified(s)
+	if err != nil {
+		return "" // admission reports it
+	}
+	v, ok := a.Body.Get("anonymous-" + a.ServiceName + "-FURL")
+	if !ok || v.Kind != announce.String {
+		return "the record names no FURL, so the publisher cannot be matched to its server"
+	}
+	f, err := foolscap.ParseFURL(v.Str)
+	if err != nil {
+		return "its FURL does not parse: " + err.Error()
+	}
+	if f.TubID != tub {
+		return fmt.Sprintf("the publisher's tub %s is not the tub %s of its FURL", tub, f.TubID)
+	}
+	return ""
+}
+
 // signedOf reads Tahoe's ann_t: a tuple of msg, sig and key, as bytes.
 func signedOf(v foolscap.Value) (announce.Signed, error) {
 	var items []foolscap.Value
@@ -257,8 +282,9 @@ func (in *introducer) publish(ctx context.Context, conn *foolscap.Conn, v foolsc
 	var held bool
 	var id announce.NodeID
 	var perr error
+	notServer := publisherNotServer(s, conn.PeerTubID())
 	if !in.d.Query(ctx, func(n *core.Node) {
-		evs, perr = in.d.stepEvents(core.Publish{Rec: s})
+		evs, perr = in.d.stepEvents(core.Publish{Rec: s, NotServer: notServer})
 		for _, h := range n.Hosted() {
 			if string(h) == s.Key {
 				held, id = true, h
@@ -266,6 +292,15 @@ func (in *introducer) publish(ctx context.Context, conn *foolscap.Conn, v foolsc
 		}
 	}) {
 		return errors.New("node is stopping")
+	}
+	if notServer != "" {
+		for _, e := range evs {
+			if e.Kind == core.EvRejected && string(e.Peer) == s.Key {
+				return fmt.Errorf("refused: %s", e)
+			}
+		}
+		in.log.Info("published, not hosted", "peer", s.Key, "tub", conn.PeerTubID(), "why", notServer)
+		return perr
 	}
 	if !held {
 		for _, e := range evs {

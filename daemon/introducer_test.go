@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"grapevine/announce"
+	"grapevine/core"
 	"grapevine/foolscap"
 	"grapevine/nodedir"
 	"grapevine/peerbook"
@@ -18,11 +19,11 @@ import (
 )
 
 // tahoeSigned is a storage record as a Tahoe node signs it.
-func tahoeSigned(key announce.PrivateKey, seq int64) announce.Signed {
+func tahoeSigned(key announce.PrivateKey, seq int64, tub string) announce.Signed {
 	return announce.Sign(key, announce.Obj(
 		announce.Member{Key: "version", Value: announce.Int(0)},
 		announce.Member{Key: "service-name", Value: announce.Str("storage")},
-		announce.Member{Key: "anonymous-storage-FURL", Value: announce.Str("pb://t@tcp:127.0.0.1:9/x")},
+		announce.Member{Key: "anonymous-storage-FURL", Value: announce.Str("pb://" + tub + "@tcp:127.0.0.1:9/x")},
 		announce.Member{Key: "seqnum", Value: announce.Int(seq)},
 	))
 }
@@ -104,11 +105,11 @@ func TestIntroducerEndpoint(t *testing.T) {
 	canary := &foolscap.Methods{Funcs: map[string]foolscap.MethodFunc{}}
 	_, priv, _ := ed25519.GenerateKey(nil)
 	tkey, _ := announce.NewPrivateKey(priv.Seed())
-	rec := tahoeSigned(tkey, 5)
+	rec := tahoeSigned(tkey, 5, tub.ID())
 
 	for name, bad := range map[string]announce.Signed{
-		"own-key":       tahoeSigned(n.Key, 9),
-		"bad-signature": {Msg: rec.Msg, Sig: tahoeSigned(tkey, 6).Sig, Key: rec.Key},
+		"own-key":       tahoeSigned(n.Key, 9, tub.ID()),
+		"bad-signature": {Msg: rec.Msg, Sig: tahoeSigned(tkey, 6, tub.ID()).Sig, Key: rec.Key},
 	} {
 		_, err := pub.Call(ctx, "publish_v2", annT(bad), canary)
 		if err == nil || !strings.Contains(err.Error(), name) {
@@ -118,12 +119,25 @@ func TestIntroducerEndpoint(t *testing.T) {
 	if _, err := pub.Call(ctx, "publish_v2", foolscap.Tuple{[]byte("x")}, canary); err == nil {
 		t.Fatal("a malformed ann_t was taken")
 	}
-	if _, err := pub.Call(ctx, "publish_v2", annT(rec), canary); err != nil {
-		t.Fatalf("publish: %v", err)
-	}
 	hosted := func() bool {
 		st, _ := d.Snapshot(context.Background())
 		return len(st.Introducer.Hosted) == 1 && st.Introducer.Hosted[0] == rec.Key
+	}
+	// A record whose FURL is another tub's is admitted, not hosted: the
+	// connection proves nothing about that server.
+	_, opriv, _ := ed25519.GenerateKey(nil)
+	okey, _ := announce.NewPrivateKey(opriv.Seed())
+	other := tahoeSigned(okey, 1, "aaaabbbbccccddddeeeeffffgggghhhh")
+	if _, err := pub.Call(ctx, "publish_v2", annT(other), canary); err != nil {
+		t.Fatalf("publish of another tub's server: %v", err)
+	}
+	var held bool
+	d.Query(context.Background(), func(n *core.Node) { held = n.Holds(okey.ID()) && len(n.Hosted()) == 0 })
+	if !held {
+		t.Fatal("another tub's server: want held and not hosted")
+	}
+	if _, err := pub.Call(ctx, "publish_v2", annT(rec), canary); err != nil {
+		t.Fatalf("publish: %v", err)
 	}
 	poll(t, "the publisher's server to be hosted", hosted)
 
@@ -137,7 +151,7 @@ func TestIntroducerEndpoint(t *testing.T) {
 	}
 	poll(t, "the subscriber to get the hosted record", func() bool { return sub.has(rec.Key, rec.Sig) })
 	// A newer record reaches the subscriber too.
-	rec2 := tahoeSigned(tkey, 6)
+	rec2 := tahoeSigned(tkey, 6, tub.ID())
 	if _, err := pub.Call(ctx, "publish_v2", annT(rec2), canary); err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func TestTahoeAnnounceLatency(t *testing.T) {
 			announce.Member{Key: "version", Value: announce.Int(0)},
 			announce.Member{Key: "nickname", Value: announce.Str("bench")},
 			announce.Member{Key: "service-name", Value: announce.Str("storage")},
-			announce.Member{Key: "anonymous-storage-FURL", Value: announce.Str("pb://bench@tcp:127.0.0.1:9/x")},
+			announce.Member{Key: "anonymous-storage-FURL", Value: announce.Str("pb://" + tub.ID() + "@tcp:127.0.0.1:9/x")},
 			announce.Member{Key: "seqnum", Value: announce.Int(seq)},
 		)
 		s := announce.Sign(key, body)
