@@ -181,6 +181,11 @@ func TestPublishBounds(t *testing.T) {
 	if r := n.Ready(); !hasEvent(r.Events, core.EvRejected, "own-key") {
 		t.Fatalf("own key not refused: %v", r.Events)
 	}
+	xid, xrec := tahoeRecord("replayed", 1)
+	n.Step(t0, core.Publish{Rec: xrec, NotServer: "another tub"})
+	if r := n.Ready(); !n.Holds(xid) || len(n.Hosted()) != 0 || !hasEvent(r.Events, core.EvUnhosted, "publisher-not-server") {
+		t.Fatalf("a publish by someone else: held %v, hosted %v, events %v", n.Holds(xid), n.Hosted(), r.Events)
+	}
 	for i := range core.MaxHosted + 1 {
 		_, rec := tahoeRecord(fmt.Sprintf("t%d", i), 1)
 		n.Step(t0, core.Publish{Rec: rec})
