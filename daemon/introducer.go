@@ -18,6 +18,7 @@ import (
 	"grapevine/core"
 	"grapevine/foolscap"
 	"grapevine/nodedir"
+	"grapevine/tahoe"
 )
 
 // Files of the introducer endpoint, under DIR/private.
@@ -135,7 +136,7 @@ func writeFURL(dir string, tub *foolscap.Tub, c nodedir.IntroducerConfig, addr, 
 		hints[i] = "tcp:" + h
 	}
 	furl := foolscap.FormatFURL(tub.ID(), hints, swiss)
-	return furl, writeSecret(filepath.Join(dir, "private", IntroducerFURL), furl+"\n")
+	return furl, tahoe.WriteFileAtomic(filepath.Join(dir, "private", IntroducerFURL), []byte(furl+"\n"), 0o600)
 }
 
 // PrepareIntroducer writes the FURL of a node directory's endpoint before
@@ -171,14 +172,6 @@ func listenKeepingPort(addr, old string) (net.Listener, error) {
 	return net.Listen("tcp", addr)
 }
 
-// writeSecret replaces path atomically with mode 0600.
-func writeSecret(path, s string) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(s), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
 
 func (in *introducer) close() {
 	if in != nil {

@@ -9,6 +9,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"grapevine/announce"
+	"grapevine/tahoe"
 )
 
 // TahoeCachePath is where a Tahoe node keeps what an introducer told it:
@@ -94,12 +95,7 @@ func pruneTahoeCacheFile(path string, keep func(announce.NodeID) bool) ([]string
 	if fi, err := os.Stat(path); err == nil {
 		mode = fi.Mode().Perm()
 	}
-	tmp := path + ".grapevine-tmp"
-	if err := os.WriteFile(tmp, out, mode); err != nil {
-		return nil, err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	if err := tahoe.WriteFileAtomic(path, out, mode); err != nil {
 		return nil, err
 	}
 	return dropped, nil

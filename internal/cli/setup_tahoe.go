@@ -15,6 +15,7 @@ import (
 
 	"grapevine/daemon"
 	"grapevine/nodedir"
+	"grapevine/tahoe"
 )
 
 func init() {
@@ -209,13 +210,7 @@ func pointTahoeAt(path string, old tahoeIntroducers, petname, furl string, repla
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", err
 	}
-	tmp := path + ".tmp"
-	err := os.WriteFile(tmp, data, 0o600)
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := tahoe.WriteFileAtomic(path, data, 0o600); err != nil {
 		if backup != "" {
 			os.Remove(backup)
 		}
