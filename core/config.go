@@ -16,6 +16,16 @@ type Config struct {
 	// MaxTickGap. Default 1 s and 10 s.
 	TickInterval time.Duration
 	MaxTickGap   time.Duration
+	// SetbackMemory (R5): how far behind the elapsed-time measure a clock
+	// that was set back within a run is remembered to be. Until forward
+	// steps of the clock beyond one tick interval have paid that back,
+	// they do not count; so a clock stepped back and forth by up to this
+	// much counts the real time between (ticks always count, the measure
+	// never stalls), and one set back further counts each return as at
+	// most MaxTickGap. 0 is the rule before issue #14: a step back counts
+	// 0 and is forgotten, and every forward step counts up to MaxTickGap.
+	// Default 24 h.
+	SetbackMemory time.Duration
 
 	// SyncInterval is the anti-entropy round: each neighbour is asked for
 	// the changes since its cursor this often. New records are pushed as
@@ -33,6 +43,15 @@ type Config struct {
 	// of 10,000 nodes).
 	PushFanout int
 
+	// GossipDegree D bounds the gossip overlay: a node gossips (pushes
+	// third-party records, runs sync rounds) over at most D links it
+	// dialled, plus the links whose other end chose it. Every other link
+	// carries only its two ends' own records, with a sync round every
+	// RefreshInterval. So a client connected to every server pays for D
+	// gossip neighbours, not for every connection. 0: gossip over every
+	// link. Default 8 (PushFanout; about log3 of 10,000 nodes).
+	GossipDegree int
+
 	// LivenessWindow W (R1): a server is live while connected, or for W
 	// after a new seqnum from it was first received in this run. Only live
 	// servers' records are passed on. Default 72 h (three refresh periods).
@@ -43,7 +62,10 @@ type Config struct {
 	// counts as seen good W ago, not now. A first sighting proves the
 	// server was alive once, not that it is now: this keeps newcomers from
 	// extending a departed server's life. Default 1 h (pushes cross a grid
-	// in seconds).
+	// in seconds). Every node re-signs its records once, FirstSightWindow/2
+	// after it starts (the confirming re-sign), so that nodes which took
+	// its first record as a first sighting hold a fresh seqnum from it
+	// before their window closes.
 	FirstSightWindow time.Duration
 
 	// FirstSightBudget: a node that dials servers passes on a server it
@@ -136,11 +158,21 @@ type Variant struct {
 	NoDialOrder        bool // R3 off: dial in ID order with no in-flight limit
 	NeverForget        bool // R4 off: never forget (Tahoe)
 	ForgetWhenIsolated bool // R4's conditions off: forget after H whatever the node's health
-	WallClockElapsed   bool // R5 off: durations are raw local clock differences
+	WallClockElapsed   bool // R5 off: durations are raw differences of the local wall clock, across restarts too
 	NoTombstones       bool // R4's tombstones off: forgetting leaves nothing behind
 	NoCaps             bool // R6 off: no table caps, no rate limit
 	IgnoreWithdrawals  bool // R7 off: withdrawals are dropped
 	NoCounterRecovery  bool // the seqnum recovery rule off (Tahoe)
+
+	// NoMonotonicClock: R5 reads only the wall clock, as on a host without
+	// a monotonic clock (or under the daemon's --clock-offset-file): steps
+	// of the clock within a run reach R5's rule. Otherwise the core measures
+	// time within a run by the driver's monotonic reading (Go's time.Now
+	// carries one; the simulator passes its own to StepMono).
+	NoMonotonicClock bool
+	// NoConfirmResign: R1's confirming re-sign off: a node's second seqnum
+	// waits for its first refresh (R2).
+	NoConfirmResign bool
 
 	// The seed's other proposals, for the simulator's designs:
 	// GoodOnlyByConnection: only a successful connection counts as seeing a
@@ -163,8 +195,10 @@ func DefaultConfig() Config {
 	return Config{
 		TickInterval:       time.Second,
 		MaxTickGap:         10 * time.Second,
+		SetbackMemory:      24 * time.Hour,
 		SyncInterval:       5 * time.Minute,
 		PushFanout:         8,
+		GossipDegree:       8,
 		LivenessWindow:     72 * time.Hour,
 		FirstSightWindow:   time.Hour,
 		FirstSightBudget:   64,
@@ -200,6 +234,7 @@ func TestConfig() Config {
 	c := DefaultConfig()
 	c.TickInterval = 100 * time.Millisecond
 	c.MaxTickGap = time.Second
+	c.SetbackMemory = 10 * time.Second
 	c.SyncInterval = time.Second
 	c.LivenessWindow = 30 * time.Second
 	c.FirstSightWindow = 5 * time.Second
@@ -233,6 +268,8 @@ func (c Config) Validate() error {
 		}
 	}
 	switch {
+	case c.SetbackMemory < 0:
+		return fmt.Errorf("core config: SetbackMemory must be >= 0, got %v", c.SetbackMemory)
 	case c.MaxTickGap < c.TickInterval:
 		return fmt.Errorf("core config: MaxTickGap %v is below TickInterval %v", c.MaxTickGap, c.TickInterval)
 	case c.DialTimeoutFloor > c.DialTimeoutCeiling:

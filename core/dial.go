@@ -38,6 +38,7 @@ func (n *Node) onConnected(in Connected) {
 	n.linkList = slices.Insert(n.linkList, i, l)
 	n.ready.StateChanged = true
 	n.emit(Event{Kind: EvConnected, Peer: in.Peer, Facts: facts("inbound", in.Inbound)})
+	n.chooseOnConnect(l)
 	// Its records are live now: put them in the index so neighbours see them.
 	for _, a := range n.recordsOf(in.Peer) {
 		n.index(records.Key{Service: a.ServiceName, ID: a.ID})
@@ -71,6 +72,10 @@ func (n *Node) onDisconnected(id announce.NodeID, errText string) {
 	p.closeInterval(n.elapsed)
 	p.LastGoodE = n.elapsed
 	p.LastConnectedE, p.LastConnectedWall = n.elapsed, n.wall
+	if l := n.links[id]; l != nil && l.mine {
+		n.mineLinks--
+		defer n.chooseNeighbours()
+	}
 	delete(n.links, id)
 	if i, found := slices.BinarySearchFunc(n.linkList, id, linkCmp); found {
 		n.linkList = slices.Delete(n.linkList, i, i+1)

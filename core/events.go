@@ -30,6 +30,7 @@ const (
 	EvConnected        EventKind = "connected"
 	EvDisconnected     EventKind = "disconnected"
 	EvClock            EventKind = "clock"    // R5: the clock went back or jumped; elapsed time clamped
+	EvOverlay          EventKind = "overlay"  // a link became a gossip link
 	EvHosted           EventKind = "hosted"   // a server is kept live by its host (hosting)
 	EvUnhosted         EventKind = "unhosted" // ...no longer
 )

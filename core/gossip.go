@@ -21,7 +21,7 @@ func (n *Node) send(to announce.NodeID, m Msg) {
 func (n *Node) sendSyncReq(l *link) {
 	n.syncRounds++
 	l.lastSyncE = n.elapsed
-	n.send(l.id, SyncReq{Epoch: l.theirEpoch, Cursor: l.cursor})
+	n.send(l.id, SyncReq{Epoch: l.theirEpoch, Cursor: l.cursor, Neighbour: n.syncs(l)})
 }
 
 // digest lists relayable changes after from, leaving out records first
@@ -50,8 +50,13 @@ func (n *Node) digest(from uint64, to announce.NodeID) Digest {
 	return d
 }
 
-// item describes the record for k if it may be passed to neighbour to (R1).
+// item describes the record for k if it may be passed to neighbour to (R1,
+// and the overlay: a link that is not a gossip link carries only its two
+// ends' own records).
 func (n *Node) item(k records.Key, to announce.NodeID) (Item, bool) {
+	if l := n.links[to]; l != nil && !n.gossips(l) && k.ID != n.id && k.ID != to {
+		return Item{}, false
+	}
 	if a, ok := n.store.Get(k); ok {
 		m := n.meta[k]
 		// A record is not sent back where it came from, except to its own
@@ -82,17 +87,23 @@ func (n *Node) pushDigests() {
 		return
 	}
 	n.pushedVer = n.ver
-	var behind []*link
+	var behind, plain []*link
 	for _, l := range n.linkList {
-		if l.scanned < n.ver {
+		switch {
+		case l.scanned >= n.ver:
+		case n.gossips(l):
 			behind = append(behind, l)
+		default:
+			plain = append(plain, l) // own records only: always at once
 		}
 	}
-	if f := n.cfg.PushFanout; f > 0 && len(behind) > f && !lazy {
+	// The overlay already bounds the gossip links: they all get it now.
+	if f := n.cfg.PushFanout; f > 0 && len(behind) > f && !lazy && n.cfg.GossipDegree == 0 {
 		n.rng.Shuffle(len(behind), func(i, j int) { behind[i], behind[j] = behind[j], behind[i] })
 		behind = behind[:f]
 		slices.SortFunc(behind, func(a, b *link) int { return cmp.Compare(a.id, b.id) })
 	}
+	behind = append(behind, plain...)
 	for _, l := range behind {
 		id := l.id
 		// Entries after sentTo and up to scanned held nothing for this
@@ -118,6 +129,10 @@ func (n *Node) onReceived(from announce.NodeID, m Msg) {
 	p.lastRecvE, p.lastRecvWall = n.elapsed, n.wall
 	switch m := m.(type) {
 	case SyncReq:
+		if l.theirs != m.Neighbour {
+			l.theirs = m.Neighbour
+			n.emit(Event{Kind: EvOverlay, Peer: from, Reason: map[bool]string{true: "chosen-by-peer", false: "dropped-by-peer"}[m.Neighbour]})
+		}
 		cursor := m.Cursor
 		if m.Epoch != n.epoch || cursor > n.ver {
 			cursor = 0

@@ -26,9 +26,12 @@ type Msg interface {
 // SyncReq asks a neighbour for the changes to its record index after
 // Cursor. Epoch is the index epoch the cursor belongs to (0: none yet); a
 // neighbour whose epoch differs (it restarted) answers from the start.
+// Neighbour says the sender gossips over this link (the overlay): the
+// receiver then sends it every live record, not only the two ends' own.
 type SyncReq struct {
-	Epoch  uint64
-	Cursor uint64
+	Epoch     uint64
+	Cursor    uint64
+	Neighbour bool
 }
 
 // Digest lists records that changed in the sender's index in (From, To],
@@ -90,7 +93,7 @@ const IDSize = 32
 
 // Epochs and cursors are fixed 8-byte fields, so a round's cost does not
 // depend on how far the index has counted.
-func (m SyncReq) Size() int { return 2 + 8 + 8 }
+func (m SyncReq) Size() int { return 2 + 8 + 8 + 1 }
 
 // MaxMsgBytes bounds the encoded size of a digest the core builds, well
 // under the transport's frame limit (wire.MaxFrame, 2 MiB), whatever the

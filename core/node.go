@@ -164,6 +164,8 @@ type fetchState struct {
 type link struct {
 	id         announce.NodeID
 	inbound    bool
+	mine       bool // this node gossips over it (chosen among links it dialled)
+	theirs     bool // the other end gossips over it (its SyncReq said so)
 	theirEpoch uint64
 	cursor     uint64 // their index, seen up to
 	sentTo     uint64 // our index: what the neighbour's cursor should be
@@ -185,6 +187,7 @@ type link struct {
 type Node struct {
 	syncRounds uint64
 	lazyDue    bool // the next pushDigests serves every neighbour behind
+	mineLinks  int  // links this node chose to gossip over (overlay.go)
 
 	cfg  Config
 	key  announce.PrivateKey
@@ -230,6 +233,17 @@ type Node struct {
 	forgetE   time.Duration
 	leaving   bool
 
+	// R5 within a run: the driver's last monotonic reading (StepMono), how
+	// far the clock is behind the furthest it had gone (setbacks not yet
+	// taken off a forward step, at most SetbackMemory), and the elapsed
+	// time at the last Tick.
+	lastMono   time.Duration
+	lastMonoOK bool
+	behind     time.Duration
+	lastTickE  time.Duration
+	// R1: the confirming re-sign, FirstSightWindow/2 after start, is due.
+	confirmDue bool
+
 	evSeq  uint64
 	recent []Event
 	ready  Ready
@@ -266,6 +280,7 @@ func New(cfg Config, id Identity, st State, rng *rand.Rand) (*Node, error) {
 	if err := n.restore(st); err != nil {
 		return nil, err
 	}
+	n.confirmDue = true
 	for _, l := range id.Bootstrap {
 		if l.ID == n.id {
 			continue
@@ -298,9 +313,21 @@ func (n *Node) Elapsed() time.Duration { return n.elapsed }
 // Counter returns the last seqnum used.
 func (n *Node) Counter() int64 { return n.counter }
 
-// Step applies one input at local time now.
-func (n *Node) Step(now time.Time, in Input) {
-	n.advance(now)
+// Step applies one input at local time now. Time within a run is
+// measured by now's monotonic reading if it has one (time.Now's does;
+// see Variant.NoMonotonicClock), else by its wall clock.
+func (n *Node) Step(now time.Time, in Input) { n.step(now, 0, false, in) }
+
+// StepMono is Step for a driver that keeps its own monotonic clock: now is
+// the local wall clock (what the node shows, signs and saves), mono a
+// reading of a clock that nobody sets, whose differences within one run
+// are the real time passed; its zero is arbitrary. The simulator uses it
+// to give the core what time.Now gives the daemon.
+func (n *Node) StepMono(now time.Time, mono time.Duration, in Input) { n.step(now, mono, true, in) }
+
+func (n *Node) step(now time.Time, mono time.Duration, monoOK bool, in Input) {
+	_, tick := in.(Tick)
+	n.advance(now, mono, monoOK, tick)
 	if !n.published {
 		n.publish("start")
 	}
@@ -345,36 +372,84 @@ func (n *Node) Ready() Ready {
 	return r
 }
 
-// advance moves the elapsed-time measure (R5): by the local time passed
-// since the last input, but never backwards and never more than MaxTickGap
-// at once, so clock jumps, suspends and the node's own downtime do not
-// count against anyone.
-func (n *Node) advance(now time.Time) {
+// advance moves the elapsed-time measure (R5) to local time now: by the
+// time passed since the last input, measured by the monotonic reading
+// when the driver gives one (mono if monoOK, else now's own), never
+// backwards and never more than MaxTickGap at once, so clock jumps,
+// suspends and the node's own downtime do not count against anyone. A
+// wall clock that was set back is remembered (up to SetbackMemory) and
+// taken off its later forward steps (see count), so a clock stepped back
+// and forth makes the measure run neither fast nor slow.
+func (n *Node) advance(now time.Time, mono time.Duration, monoOK, tick bool) {
+	if n.cfg.Variant.NoMonotonicClock || n.cfg.Variant.WallClockElapsed {
+		now, monoOK = now.Round(0), false // Round(0) drops Go's monotonic reading
+	}
 	n.wall = now
-	if n.lastNow.IsZero() {
-		n.lastNow = now
+	prev, prevMono, prevOK := n.lastNow, n.lastMono, n.lastMonoOK
+	n.lastNow, n.lastMono, n.lastMonoOK = now, mono, monoOK
+	if prev.IsZero() {
 		if n.cfg.Variant.WallClockElapsed && !n.savedWall.IsZero() {
 			n.elapsed += now.Sub(n.savedWall) // downtime counts, as does any jump
 		}
+		n.lastTickE = n.elapsed
 		return
 	}
-	d := now.Sub(n.lastNow)
-	n.lastNow = now
+	var d time.Duration
+	if monoOK && prevOK {
+		d = mono - prevMono
+	} else {
+		d = now.Sub(prev) // by Go's monotonic readings if both carry one
+	}
 	if n.cfg.Variant.WallClockElapsed {
 		n.elapsed += d
-		return
+	} else {
+		n.elapsed += n.count(d)
 	}
-	switch {
-	case d < 0:
-		n.emit(Event{Kind: EvClock, Reason: "backwards", Facts: facts("by", -d, "counted", 0)})
-		d = 0
-	case d > n.cfg.MaxTickGap:
-		if d > 10*n.cfg.MaxTickGap {
-			n.emit(Event{Kind: EvClock, Reason: "jump-or-suspend", Facts: facts("by", d, "counted", n.cfg.MaxTickGap)})
+	if tick {
+		n.lastTickE = n.elapsed
+	}
+}
+
+// count is what a step of d of the local clock adds to the elapsed-time
+// measure (R5). The driver delivers a Tick every TickInterval by a clock
+// nobody sets, so between two ticks about TickInterval passes; room is
+// what is left of it since the last Tick. A step forward counts as it
+// is, up to MaxTickGap (a late tick, or a jump or suspend that counts
+// only that much). A step back counts room, and the clock now owes the
+// measure the difference (n.behind, remembered up to SetbackMemory): while
+// it does, the part of a forward step beyond room pays that back first.
+// So a clock stepped back and forth counts the real time between, not
+// more, and ticks always count, so the measure never stalls either.
+// SetbackMemory 0 is the rule before issue #14: a step back counts 0
+// and is forgotten.
+func (n *Node) count(d time.Duration) time.Duration {
+	gap, memory := n.cfg.MaxTickGap, n.cfg.SetbackMemory
+	room := max(0, n.cfg.TickInterval-(n.elapsed-n.lastTickE))
+	if d < 0 {
+		counted := room
+		if memory == 0 {
+			counted = 0
 		}
-		d = n.cfg.MaxTickGap
+		n.behind = min(n.behind+counted-d, memory)
+		n.emit(Event{Kind: EvClock, Reason: "backwards", Facts: facts("by", -d, "counted", counted, "behind", n.behind)})
+		return counted
 	}
-	n.elapsed += d
+	if n.behind > 0 && d > room {
+		paid := min(n.behind, d-room)
+		n.behind -= paid
+		if paid >= gap || n.behind == 0 {
+			n.emit(Event{Kind: EvClock, Reason: "forward-after-backwards",
+				Facts: facts("by", d, "taken_off", paid, "counted", min(d-paid, gap), "behind", n.behind)})
+		}
+		d -= paid
+	}
+	if d > gap {
+		if d > 10*gap {
+			n.emit(Event{Kind: EvClock, Reason: "jump-or-suspend", Facts: facts("by", d, "counted", gap)})
+		}
+		d = gap
+	}
+	return d
 }
 
 func (n *Node) emit(e Event) {
@@ -591,6 +666,7 @@ func (n *Node) tick() {
 	if !n.leaving && !n.cfg.Variant.NoRefresh && n.elapsed-n.lastPublishE >= n.cfg.RefreshInterval {
 		n.publish("refresh")
 	}
+	n.confirm()
 	// Dial timeouts.
 	var expired []announce.NodeID
 	for id := range n.dialing {
@@ -612,8 +688,13 @@ func (n *Node) tick() {
 	}
 	n.lazyDue = true
 	// Anti-entropy rounds.
+	n.chooseNeighbours()
 	for _, l := range n.linkList {
-		if n.elapsed-l.lastSyncE >= n.cfg.SyncInterval {
+		every := n.cfg.SyncInterval
+		if !n.syncs(l) {
+			every = n.cfg.RefreshInterval
+		}
+		if n.elapsed-l.lastSyncE >= every {
 			n.sendSyncReq(l)
 		}
 	}
@@ -622,6 +703,27 @@ func (n *Node) tick() {
 		n.forget()
 		n.expireTombstones()
 	}
+}
+
+// confirm makes the confirming re-sign of R1 (first sightings): once,
+// FirstSightWindow/2 after start, the node re-signs its records, so that
+// every node that took its first record of this run as a first sighting
+// (passed on for FirstSightWindow only) holds a fresh seqnum from it,
+// live for W, before that window closes. A server that has just joined
+// thus stays passed on by the servers that heard of it, and reaches nodes
+// that arrive later (servers dial no servers) within a sync, not at its
+// first refresh a day later. The seqnum is the node's own proof of life:
+// a departed server signs none, so this relays no zombie.
+func (n *Node) confirm() {
+	if !n.confirmDue || n.elapsed-n.startE < n.cfg.FirstSightWindow/2 {
+		return
+	}
+	n.confirmDue = false
+	v := n.cfg.Variant
+	if n.leaving || v.NoRefresh || v.NoConfirmResign || len(n.templates()) == 0 {
+		return
+	}
+	n.publish("confirm")
 }
 
 // forgetCheckInterval is H/1000: 43 minutes for H = 30 days, a precision

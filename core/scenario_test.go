@@ -459,7 +459,7 @@ func ablations(t *testing.T, file string) []string {
 
 // ruleVariants maps each rule to the variants that remove it.
 var ruleVariants = map[string][]string{
-	"R1":              {"RelayAll"},
+	"R1":              {"RelayAll", "NoConfirmResign"},
 	"R2":              {"NoRefresh"},
 	"R3":              {"NoDialOrder"},
 	"R4":              {"NeverForget", "ForgetWhenIsolated", "NoTombstones"},

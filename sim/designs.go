@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -46,24 +47,43 @@ var Designs = map[string]func(*core.Config){
 	},
 	// Grapevine's rules as built.
 	"grapevine": func(c *core.Config) {},
+	// Grapevine on hosts without a monotonic clock: the core is given the
+	// wall clock alone, as before issue #14, so every skew event reaches
+	// R5's rule within a run (the simulator otherwise gives the core a
+	// monotonic reading as well, as time.Now gives the daemon). Not in the
+	// study (DesignNames); picked by name.
+	"grapevine-wall-clock": func(c *core.Config) { c.Variant.NoMonotonicClock = true },
+	// Grapevine gossiping over every connection, as before the overlay
+	// (GossipDegree 0): the baseline for the overlay's cost. Not in the
+	// study; picked by name.
+	"grapevine-all-links": func(c *core.Config) { c.GossipDegree = 0 },
 }
 
-// DesignNames returns the design names in a fixed order.
-func DesignNames() []string {
-	order := map[string]int{"never-forget": 0, "timestamp": 1, "seed-rules": 2, "grapevine": 3}
-	names := make([]string, 0, len(Designs))
+// studyDesigns are the designs the study compares, in order.
+var studyDesigns = []string{"never-forget", "timestamp", "seed-rules", "grapevine"}
+
+// DesignNames returns the study's designs in a fixed order. The others in
+// Designs (grapevine-wall-clock, grapevine-all-links) are run only when named.
+func DesignNames() []string { return slices.Clone(studyDesigns) }
+
+// AllDesignNames returns every design: the study's, then the others by
+// name.
+func AllDesignNames() []string {
+	var extra []string
 	for n := range Designs {
-		names = append(names, n)
+		if !slices.Contains(studyDesigns, n) {
+			extra = append(extra, n)
+		}
 	}
-	sort.Slice(names, func(i, j int) bool { return order[names[i]] < order[names[j]] })
-	return names
+	sort.Strings(extra)
+	return append(DesignNames(), extra...)
 }
 
 // ApplyDesign configures c for a design.
 func ApplyDesign(c *core.Config, design string) error {
 	f, ok := Designs[design]
 	if !ok {
-		return fmt.Errorf("unknown design %q (have %v)", design, DesignNames())
+		return fmt.Errorf("unknown design %q (have %v)", design, AllDesignNames())
 	}
 	f(c)
 	return nil

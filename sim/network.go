@@ -29,7 +29,11 @@ type Host struct {
 	// addresses swallow connection attempts until the dialer times out.
 	NAT        bool
 	Blackholed bool
-	// Skew is added to the virtual clock to give this host's local time.
+	// Skew is added to the virtual clock to give this host's local time
+	// (its wall clock). Changing it while the host runs is setting its
+	// clock: the core sees the step only if its config asks for the wall
+	// clock alone (core.Variant.NoMonotonicClock), as the daemon's does
+	// only on a host without a monotonic clock; see localTime.
 	Skew time.Duration
 	// Disk is the persisted state, as of the last stop.
 	Disk core.State
@@ -247,14 +251,33 @@ func (n *Net) Heal() {
 	}
 }
 
-func (n *Net) localTime(h *Host) time.Time { return n.Now.Add(h.Skew) }
+// HealGroups puts the hosts of the given groups back in group 0; other
+// groups stay cut off.
+func (n *Net) HealGroups(groups ...int) {
+	for _, h := range n.order {
+		if h.group != 0 && slices.Contains(groups, h.group) {
+			h.group = 0
+		}
+	}
+}
+
+// localTime is a host's clock as the daemon gives it to the core: the
+// wall clock (the virtual clock plus the host's skew), and a monotonic
+// reading (the virtual clock itself), whose differences within a run are
+// the real time passed however the wall clock is set, as Go's time.Now
+// carries one. Across restarts only the wall clock remains (a new core
+// has no earlier reading to compare with).
+func (n *Net) localTime(h *Host) (wall time.Time, mono time.Duration) {
+	return n.Now.Add(h.Skew), n.Now.Sub(Epoch)
+}
 
 // step delivers one input to a host's core and acts on its Ready.
 func (n *Net) step(h *Host, in core.Input) {
 	if !h.Up {
 		return
 	}
-	h.Node.Step(n.localTime(h), in)
+	wall, mono := n.localTime(h)
+	h.Node.StepMono(wall, mono, in)
 	rd := h.Node.Ready()
 	for _, id := range rd.CancelDials {
 		delete(h.dials, id)
@@ -385,6 +408,14 @@ func (n *Net) connect(from, to *Host, rtt time.Duration) {
 	}
 	from.conns[to.ID], to.conns[from.ID] = true, true
 	n.step(from, core.Connected{Peer: to.ID})
+	// The dialler acts on the connection at once, and a message it sends
+	// may be lost, which resets the connection. The receiver, not yet told
+	// of the connection, ignores that reset; so it must then not be told of
+	// the connection either (a TCP reset before accept), or it would
+	// believe for ever that it is connected (issue #14: ghost connections).
+	if !from.conns[to.ID] {
+		return
+	}
 	n.step(to, core.Connected{Peer: from.ID, Inbound: true})
 	n.step(from, core.RTTSample{Peer: to.ID, RTT: rtt})
 	n.step(to, core.RTTSample{Peer: from.ID, RTT: rtt})

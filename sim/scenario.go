@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"reflect"
 	"strconv"
@@ -54,13 +55,16 @@ type ConfigFields map[string]string
 // Event is one timeline entry. Which fields apply depends on Action:
 //
 //	join-servers     Count new servers join (Every: repeat)
+//	join-clients     Count new clients join (Every: repeat)
 //	depart-servers   Count or Fraction of servers leave for good, silently
 //	leave-servers    ... leave and say so (R7)
+//	kill-servers     Count or Fraction of servers become blackholes (dials hang), for good
+//	offline-servers  Count or Fraction of servers go off for For, then come back with their state
 //	offline-clients  Count or Fraction of clients go off for For, then come back with their state
 //	restart-clients  Count clients restart at once; Wipe loses their state
-//	kill-servers     Count or Fraction of servers become blackholes (dials hang), for good
 //	skew             Fraction of all nodes get their clock moved by By (half forward, half back)
-//	partition        Fraction of nodes are cut off from the rest for For
+//	partition        Fraction of the nodes not already cut off are cut off from the rest for
+//	                 For, in Groups groups (default 1) that are cut off from each other too
 type Event struct {
 	At       Dur     `yaml:"at"`
 	Action   string  `yaml:"action"`
@@ -71,14 +75,19 @@ type Event struct {
 	Every    Dur     `yaml:"every"`
 	Until    Dur     `yaml:"until"`
 	Wipe     bool    `yaml:"wipe"`
+	Groups   int     `yaml:"groups"`
 }
 
 var actions = map[string]bool{
-	"join-servers": true, "depart-servers": true, "leave-servers": true, "offline-clients": true,
-	"restart-clients": true, "kill-servers": true, "skew": true, "partition": true,
+	"join-servers": true, "join-clients": true, "depart-servers": true, "leave-servers": true,
+	"kill-servers": true, "offline-servers": true, "offline-clients": true, "restart-clients": true,
+	"skew": true, "partition": true,
 }
 
-// Dur is a duration that also accepts days ("30d").
+// needsFor are the actions that undo themselves after For.
+var needsFor = map[string]bool{"offline-servers": true, "offline-clients": true, "partition": true}
+
+// Dur is a duration that also accepts days ("30d", "1d12h").
 type Dur time.Duration
 
 func (d *Dur) UnmarshalYAML(n *yaml.Node) error {
@@ -90,21 +99,47 @@ func (d *Dur) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// ParseDuration reads Go durations plus a "d" suffix for days.
+// ParseDuration reads Go durations, with days ("d") allowed as the first
+// unit: "90s", "36h", "30d", "1.5d", "1d3h", "2d12h30m".
 func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
-	if d, ok := strings.CutSuffix(s, "d"); ok {
-		f, err := strconv.ParseFloat(d, 64)
-		if err != nil {
-			return 0, fmt.Errorf("bad duration %q", s)
+	bad := fmt.Errorf("bad duration %q (want e.g. 90s, 36h, 30d, 1d3h)", s)
+	body, neg := s, false
+	if rest, ok := strings.CutPrefix(body, "-"); ok {
+		body, neg = rest, true
+	} else {
+		body = strings.TrimPrefix(body, "+")
+	}
+	var d time.Duration
+	if day, rest, ok := strings.Cut(body, "d"); ok {
+		if day == "" || strings.ContainsAny(day, "+-") {
+			return 0, bad
 		}
-		return time.Duration(f * 24 * float64(time.Hour)), nil
+		f, err := strconv.ParseFloat(day, 64)
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) || f*24 > float64(math.MaxInt64/int64(time.Hour)) {
+			return 0, bad
+		}
+		d = time.Duration(f * 24 * float64(time.Hour))
+		body = rest
+		if body == "" {
+			if neg {
+				d = -d
+			}
+			return d, nil
+		}
 	}
-	v, err := time.ParseDuration(s)
+	if body == "" || strings.ContainsAny(body, "+-") {
+		return 0, bad
+	}
+	v, err := time.ParseDuration(body)
 	if err != nil {
-		return 0, fmt.Errorf("bad duration %q (want e.g. 90s, 36h, 30d)", s)
+		return 0, bad
 	}
-	return v, nil
+	d += v
+	if neg {
+		d = -d
+	}
+	return d, nil
 }
 
 // ScenarioError is a problem with a scenario file.
@@ -172,6 +207,12 @@ func (sc *Scenario) check() error {
 		}
 		if e.Fraction < 0 || e.Fraction > 1 || e.Count < 0 {
 			return fmt.Errorf("events[%d]: count must be >= 0 and fraction in [0, 1]", i)
+		}
+		if needsFor[e.Action] && e.For <= 0 {
+			return fmt.Errorf("events[%d]: %s needs a positive for", i, e.Action)
+		}
+		if e.Groups < 0 || (e.Groups > 0 && e.Action != "partition") {
+			return fmt.Errorf("events[%d]: groups is for partition only, and at least 1", i)
 		}
 	}
 	return nil

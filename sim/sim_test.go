@@ -93,13 +93,18 @@ func TestReproducible(t *testing.T) {
 
 func TestScenarioErrors(t *testing.T) {
 	cases := map[string]string{
-		"name: x\nduration: 1d\npopulation: {servers: 1, clients: 1}\nbogus: 1\n":                            "field bogus not found",
-		"name: x\nduration: 1d\npopulation: {servers: 0, clients: 1}\n":                                      "at least one server",
-		"name: x\nduration: 1d\npopulation: {servers: 1, clients: 1}\nevents: [{at: 2d, action: skew}]\n":    "outside the run",
-		"name: x\nduration: 1d\npopulation: {servers: 1, clients: 1}\nevents: [{at: 1h, action: explode}]\n": "unknown action",
-		"name: x\nduration: 1 day\npopulation: {servers: 1, clients: 1}\n":                                   "bad duration",
-		"name: x\nduration: 1d\npopulation: {servers: 1, clients: 1}\nconfig: {NoSuchField: 1}\n":            "no core.Config field",
-		"name: x\nduration: 1d\npopulation: {servers: 1, clients: 1}\nconfig: {ForgetHorizon: 1h}\n":         "ForgetHorizon",
+		"name: x\nduration: 1d\npopulation: {servers: 1, clients: 1}\nbogus: 1\n":                                                   "field bogus not found",
+		"name: x\nduration: 1d\npopulation: {servers: 0, clients: 1}\n":                                                             "at least one server",
+		"name: x\nduration: 1d\npopulation: {servers: 1, clients: 1}\nevents: [{at: 2d, action: skew}]\n":                           "outside the run",
+		"name: x\nduration: 1d\npopulation: {servers: 1, clients: 1}\nevents: [{at: 1h, action: explode}]\n":                        "unknown action",
+		"name: x\nduration: 1 day\npopulation: {servers: 1, clients: 1}\n":                                                          "bad duration",
+		"name: x\nduration: 1d\npopulation: {servers: 1, clients: 1}\nconfig: {NoSuchField: 1}\n":                                   "no core.Config field",
+		"name: x\nduration: 1d\npopulation: {servers: 1, clients: 1}\nconfig: {ForgetHorizon: 1h}\n":                                "ForgetHorizon",
+		"name: x\nduration: 1d3x\npopulation: {servers: 1, clients: 1}\n":                                                           "bad duration",
+		"name: x\nduration: 1d\npopulation: {servers: 1, clients: 1}\nevents: [{at: 1h, action: offline-servers, count: 1}]\n":      "needs a positive for",
+		"name: x\nduration: 1d\npopulation: {servers: 1, clients: 1}\nevents: [{at: 1h, action: partition, fraction: 0.5}]\n":       "needs a positive for",
+		"name: x\nduration: 1d\npopulation: {servers: 1, clients: 1}\nevents: [{at: 1h, action: skew, groups: 2}]\n":                "groups is for partition only",
+		"name: x\nduration: 1d\npopulation: {servers: 1, clients: 1}\nevents: [{at: 1h, action: partition, for: 1h, groups: -1}]\n": "groups is for partition only",
 	}
 	for in, want := range cases {
 		_, err := sim.ParseScenario("s.yaml", []byte(in))
@@ -114,6 +119,27 @@ func TestScenarioErrors(t *testing.T) {
 	for _, f := range files {
 		if _, err := sim.LoadScenario(f); err != nil {
 			t.Error(err)
+		}
+	}
+}
+
+// Durations take days as their first unit, alone or with Go's units.
+func TestParseDuration(t *testing.T) {
+	const day = 24 * time.Hour
+	good := map[string]time.Duration{
+		"90s": 90 * time.Second, "36h": 36 * time.Hour, "30d": 30 * day, "1.5d": 36 * time.Hour,
+		"1d3h": day + 3*time.Hour, "2d12h30m": 2*day + 12*time.Hour + 30*time.Minute, "1d90s": day + 90*time.Second,
+		"0d": 0, "-1d3h": -(day + 3*time.Hour), " 7d ": 7 * day, "8760h": 8760 * time.Hour,
+	}
+	for in, want := range good {
+		got, err := sim.ParseDuration(in)
+		if err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "d", "1 day", "3h1d", "1d-3h", "1d+3h", "1dd", "d3h", "1d3", "1x", "--1d", "1e400d"} {
+		if got, err := sim.ParseDuration(in); err == nil {
+			t.Errorf("ParseDuration(%q) = %v, want an error", in, got)
 		}
 	}
 }

@@ -62,7 +62,7 @@ func Findings(sc *Scenario, reps []*Report) []string {
 			bad = append(bad, fmt.Sprintf("took back deleted servers without a new seqnum %d times", m.Resurrections))
 		}
 		if m.StillHeldAtEnd > 0 && r.DurationDays-m.FirstDepartureDay > bound {
-			bad = append(bad, fmt.Sprintf("still held %d of %d departed servers at the end", m.StillHeldAtEnd, m.DepartedServers))
+			bad = append(bad, fmt.Sprintf("still held at the end %d of the %d departed servers (gone more than H before)", m.StillHeldAtEnd, m.DepartedServers))
 		} else if m.ZombieLifetimeMaxDays > bound {
 			bad = append(bad, fmt.Sprintf("held a departed server for %.1f days (H + one refresh is %.0f)", m.ZombieLifetimeMaxDays, bound))
 		}
@@ -76,10 +76,28 @@ func Findings(sc *Scenario, reps []*Report) []string {
 			bad = append(bad, fmt.Sprintf("left %.0f%% of clients not knowing every live server", 100*(1-m.CoverageAll)))
 		}
 		switch {
-		case m.StartupConnectSec < 0 && hasAction(sc, "restart-clients", "offline-clients"):
-			bad = append(bad, "left a restarted client unconnected to some live server")
-		case m.StartupConnectSec > 60:
-			bad = append(bad, fmt.Sprintf("took %.0f s after a restart to connect to every live server", m.StartupConnectSec))
+		case m.Restarts > 0 && m.StartupConnectSec < 0:
+			bad = append(bad, "left a restarted client not knowing, or not connected to, some live server")
+		case m.Restarts > 0 && m.StartupConnectSec > 60:
+			bad = append(bad, fmt.Sprintf("took %.0f s after a restart to know and connect to every live server", m.StartupConnectSec))
+		}
+		switch {
+		case m.ClientJoins > 0 && m.ClientJoinConnectSec < 0:
+			bad = append(bad, "left a new client not knowing, or not connected to, some live server")
+		case m.ClientJoins > 0 && m.ClientJoinConnectSec > 60:
+			bad = append(bad, fmt.Sprintf("took %.0f s for a new client to know and connect to every live server", m.ClientJoinConnectSec))
+		}
+		for _, x := range m.Returns {
+			switch {
+			case x.ForgottenBy > 0 && x.AwayDays*24 < cfg.ForgetHorizon.Hours():
+				bad = append(bad, fmt.Sprintf("forgot %s, away only %.0f days, on %d nodes", x.Server, x.AwayDays, x.ForgottenBy))
+			case x.Returned && x.KnownSec < 0:
+				bad = append(bad, fmt.Sprintf("never got %s, back after %.0f days, to every client", x.Server, x.AwayDays))
+			case x.Returned && !x.NAT && x.UsableSec < 0:
+				bad = append(bad, fmt.Sprintf("left a client unconnected to %s, back after %.0f days", x.Server, x.AwayDays))
+			case x.Returned && !x.NAT && x.UsableSec > 60:
+				bad = append(bad, fmt.Sprintf("took %.0f s after %s came back (away %.0f days) until every client was connected to it", x.UsableSec, x.Server, x.AwayDays))
+			}
 		}
 		if len(bad) == 0 {
 			out = append(out, fmt.Sprintf("**%s**: nothing wrong by these measures.", r.Design))
@@ -129,17 +147,6 @@ func StudyMarkdown(results []StudyResult, outDir, docDir, command string, seed u
 		b.WriteString("\n")
 	}
 	return b.String()
-}
-
-func hasAction(sc *Scenario, actions ...string) bool {
-	for _, e := range sc.Events {
-		for _, a := range actions {
-			if e.Action == a {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // summary totals each design's failures over all scenarios.

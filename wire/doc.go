@@ -15,7 +15,7 @@
 //
 // The layouts, after the header:
 //
-//	1 SyncReq   epoch u64 | cursor u64
+//	1 SyncReq   epoch u64 | cursor u64 | neighbour bool
 //	2 Digest    epoch u64 | from u64 | to u64 | more bool | n uvarint | n × item
 //	            item = service str | id | seqnum varint | hash u64 | ver uvarint
 //	3 Fetch     n uvarint | n × (service str | id)

@@ -203,6 +203,7 @@ func Append(b []byte, m core.Msg) ([]byte, error) {
 	case core.SyncReq:
 		e.u64(m.Epoch)
 		e.u64(m.Cursor)
+		e.bool(m.Neighbour)
 	case core.Digest:
 		e.u64(m.Epoch)
 		e.u64(m.From)
@@ -453,7 +454,7 @@ func (d *decoder) msg() core.Msg {
 	d.off++
 	switch d.typ {
 	case core.TypeSyncReq:
-		return core.SyncReq{Epoch: d.u64("epoch"), Cursor: d.u64("cursor")}
+		return core.SyncReq{Epoch: d.u64("epoch"), Cursor: d.u64("cursor"), Neighbour: d.bool("neighbour")}
 	case core.TypeDigest:
 		m := core.Digest{Epoch: d.u64("epoch"), From: d.u64("from"), To: d.u64("to"), More: d.bool("more")}
 		n := d.count("items", MaxDigestItems, minItem)

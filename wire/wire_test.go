@@ -40,7 +40,7 @@ func samples(t testing.TB) []core.Msg {
 	id := k.ID()
 	return []core.Msg{
 		core.SyncReq{},
-		core.SyncReq{Epoch: math.MaxUint64, Cursor: 1 << 40},
+		core.SyncReq{Epoch: math.MaxUint64, Cursor: 1 << 40, Neighbour: true},
 		core.Digest{},
 		core.Digest{Epoch: 3, From: 1, To: 9, More: true, Items: []core.Item{
 			{Service: "storage", ID: id, Seqnum: 7, Hash: 0xdeadbeefcafef00d, Ver: 9},
@@ -91,7 +91,7 @@ func randUint(r *rand.Rand) uint64 {
 func randMsg(r *rand.Rand) core.Msg {
 	switch r.IntN(6) {
 	case 0:
-		return core.SyncReq{Epoch: randUint(r), Cursor: randUint(r)}
+		return core.SyncReq{Epoch: randUint(r), Cursor: randUint(r), Neighbour: r.IntN(2) == 1}
 	case 1:
 		m := core.Digest{Epoch: randUint(r), From: randUint(r), To: randUint(r), More: r.IntN(2) == 1}
 		for range r.IntN(20) {
@@ -166,7 +166,7 @@ func TestLayout(t *testing.T) {
 		m    core.Msg
 		want []byte
 	}{
-		{core.SyncReq{Epoch: 1, Cursor: 2}, cat([]byte{1, 1}, u64(1), u64(2))},
+		{core.SyncReq{Epoch: 1, Cursor: 2, Neighbour: true}, cat([]byte{1, 1}, u64(1), u64(2), []byte{1})},
 		{core.Digest{Epoch: 1, From: 2, To: 3, More: true, Items: []core.Item{{Service: "s", ID: k.ID(), Seqnum: -2, Hash: 5, Ver: 300}}},
 			cat([]byte{1, 2}, u64(1), u64(2), u64(3), []byte{1, 1, 1, 's'}, pub, []byte{3}, u64(5), []byte{0xac, 0x02})},
 		{core.Fetch{Keys: []records.Key{{Service: "ab", ID: k.ID()}}}, cat([]byte{1, 3, 1, 2, 'a', 'b'}, pub)},
@@ -198,7 +198,9 @@ func TestDecodeErrors(t *testing.T) {
 		{"\x01\x05", wire.ReasonType, "type", 1},
 		{"\x01\x00", wire.ReasonType, "type", 1},
 		{"\x01\x01" + strings.Repeat("\x00", 15), wire.ReasonTruncated, "cursor", 10},
-		{"\x01\x01" + strings.Repeat("\x00", 17), wire.ReasonTrailing, "", 18},
+		{"\x01\x01" + strings.Repeat("\x00", 16), wire.ReasonTruncated, "neighbour", 18},
+		{"\x01\x01" + strings.Repeat("\x00", 16) + "\x02", wire.ReasonBadValue, "neighbour", 18},
+		{"\x01\x01" + strings.Repeat("\x00", 18), wire.ReasonTrailing, "", 19},
 		{"\x01\x02" + strings.Repeat("\x00", 24) + "\x02\x00", wire.ReasonBadValue, "more", 26},
 		{digest, wire.ReasonTruncated, "items", 27},
 		{digest + "\x80\x00", wire.ReasonNonCanonical, "items", 27},

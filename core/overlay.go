@@ -1,0 +1,74 @@
+package core
+
+// The gossip overlay: a node gossips over a bounded set of links, not over
+// every connection (docs/design.md, "Dissemination").
+
+import "grapevine/announce"
+
+// gossips: third-party records go over l (either end chose it).
+func (n *Node) gossips(l *link) bool {
+	return n.cfg.GossipDegree == 0 || l.mine || l.theirs
+}
+
+// syncs: this node runs anti-entropy rounds over l at SyncInterval and
+// tells the other end it gossips here (it chose l).
+func (n *Node) syncs(l *link) bool {
+	return n.cfg.GossipDegree == 0 || l.mine
+}
+
+// chooseOnConnect makes a new link a gossip link if it was dialled by
+// this node and fewer than GossipDegree are. Links a node dialled are the
+// ones it can keep, behind NAT too.
+func (n *Node) chooseOnConnect(l *link) {
+	if n.cfg.GossipDegree == 0 || l.inbound || n.mineLinks >= n.cfg.GossipDegree {
+		return
+	}
+	l.mine = true
+	n.mineLinks++
+	n.emit(Event{Kind: EvOverlay, Peer: l.id, Reason: "chosen", Facts: facts("neighbours", n.mineLinks, "degree", n.cfg.GossipDegree)})
+}
+
+// chooseNeighbours tops the gossip links up to GossipDegree from the
+// other links this node dialled, at random, after a neighbour went. A
+// promoted link starts a full sync round: what it skipped while it
+// carried only its ends' own records is sent now.
+func (n *Node) chooseNeighbours() {
+	d := n.cfg.GossipDegree
+	if d == 0 || n.mineLinks >= d {
+		return
+	}
+	var cands []*link
+	for _, l := range n.linkList {
+		if !l.inbound && !l.mine {
+			cands = append(cands, l)
+		}
+	}
+	for n.mineLinks < d && len(cands) > 0 {
+		i := n.rng.IntN(len(cands))
+		l := cands[i]
+		cands[i] = cands[len(cands)-1]
+		cands = cands[:len(cands)-1]
+		l.mine = true
+		n.mineLinks++
+		l.cursor = 0
+		n.emit(Event{Kind: EvOverlay, Peer: l.id, Reason: "promoted", Facts: facts("neighbours", n.mineLinks, "degree", d)})
+		n.sendSyncReq(l)
+	}
+}
+
+// GossipLinks counts the links this node gossips over: chosen by it, and
+// in all.
+func (n *Node) GossipLinks() (mine, all int) {
+	for _, l := range n.linkList {
+		if n.gossips(l) {
+			all++
+		}
+	}
+	return n.mineLinks, all
+}
+
+// GossipsWith reports whether the node gossips over its link to id.
+func (n *Node) GossipsWith(id announce.NodeID) bool {
+	l := n.links[id]
+	return l != nil && n.gossips(l)
+}
