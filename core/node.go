@@ -512,29 +512,13 @@ func (n *Node) unindex(k records.Key) { delete(n.verOf, k) }
 // first sight, which each neighbour may ask of it FirstSightBudget times
 // per FirstSightWindow: a flood of fresh keys with unreachable addresses
 // mostly stops at the first dialling node, while joins spread at once.
-func (n *Node) live(id announce.NodeID) bool {
-	if id == n.id {
-		return true
-	}
-	p, ok := n.peers[id]
-	if !ok {
-		return false
-	}
-	switch {
-	case n.cfg.Variant.RelayAll:
-		return true
-	case n.cfg.Variant.RelayConnectedOnly:
-		return p.connected
-	}
-	if p.connected || p.hostedHere || n.liveViaHost(id) {
-		return true
-	}
-	return n.liveBySeqnum(p)
-}
+func (n *Node) live(id announce.NodeID) bool { return n.liveness(id, true) }
 
 // liveDirect is live without counting hosting: what a host must be for
 // its vouching to count.
-func (n *Node) liveDirect(id announce.NodeID) bool {
+func (n *Node) liveDirect(id announce.NodeID) bool { return n.liveness(id, false) }
+
+func (n *Node) liveness(id announce.NodeID, hosting bool) bool {
 	if id == n.id {
 		return true
 	}
@@ -548,7 +532,10 @@ func (n *Node) liveDirect(id announce.NodeID) bool {
 	case n.cfg.Variant.RelayConnectedOnly:
 		return p.connected
 	}
-	return p.connected || n.liveBySeqnum(p)
+	if p.connected || hosting && (p.hostedHere || n.liveViaHost(id)) {
+		return true
+	}
+	return n.liveBySeqnum(p)
 }
 
 func (n *Node) liveBySeqnum(p *peer) bool {
