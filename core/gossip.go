@@ -398,6 +398,13 @@ func (n *Node) applyAdmitted(res records.Result, from announce.NodeID) {
 		if locs := a.Locators(); len(locs) > 0 {
 			p.Locators = locs
 		}
+		// A new seqnum is the server's own proof of life (R3): a dial
+		// waiting out a backoff is due now, so a server back from
+		// maintenance is used at once, not an hour later.
+		if k.ID != n.id && !p.connected && !p.dialing && p.nextDialE > n.elapsed {
+			p.nextDialE = n.elapsed
+			n.dialDirty = true
+		}
 		if k.ID != n.id {
 			n.emit(Event{Kind: EvAccepted, Peer: k.ID, Service: k.Service, Reason: res.Outcome.String(),
 				Facts: facts("seqnum", a.Seqnum, "from", from.Short())})

@@ -91,3 +91,42 @@ func TestOverlayBoundsGossip(t *testing.T) {
 		t.Fatalf("after a neighbour left the client gossips over %d chosen links, want %d", mine, d)
 	}
 }
+
+// A new seqnum from a server whose dial waits out a backoff makes the
+// dial due at once (R3): a server back from maintenance is used at once.
+func TestFreshSeqnumEndsBackoff(t *testing.T) {
+	cfg := core.TestConfig()
+	cfg.BackoffBase, cfg.BackoffMax = 10*time.Second, time.Hour
+	n := newNode(t, "client", cfg)
+	key := sim.KeyFor("srv", 7)
+	rec := func(seq int64) announce.Signed {
+		return announce.Sign(key, announce.Build(key, announce.Template{Service: announce.Service{Name: "storage"}, Locators: []string{sim.Locator(key.ID())}}, seq))
+	}
+	now := t0
+	n.Step(now, core.Import{Recs: []announce.Signed{rec(1)}})
+	dialled := func(r core.Ready) bool {
+		for _, d := range r.Dials {
+			if d.Peer == key.ID() {
+				return true
+			}
+		}
+		return false
+	}
+	if !dialled(n.Ready()) {
+		t.Fatal("no first dial")
+	}
+	n.Step(now, core.DialFailed{Peer: key.ID(), Err: "refused"})
+	n.Ready()
+	info, _ := n.Server(key.ID())
+	if info.NextDialIn < 2*time.Second {
+		t.Fatalf("backoff %v, want a wait", info.NextDialIn)
+	}
+	n.Step(now.Add(time.Second/2), core.Tick{})
+	if dialled(n.Ready()) {
+		t.Fatal("dialled before the backoff ended")
+	}
+	n.Step(now.Add(time.Second), core.Import{Recs: []announce.Signed{rec(2)}})
+	if !dialled(n.Ready()) {
+		t.Fatal("a new seqnum did not make the waiting dial due")
+	}
+}
