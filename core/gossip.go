@@ -25,13 +25,21 @@ func (n *Node) sendSyncReq(l *link) {
 }
 
 // digest lists relayable changes after from, leaving out records first
-// learnt from the neighbour itself.
+// learnt from the neighbour itself. Over a link that is not a gossip link
+// only the two ends' own records go (the overlay).
 func (n *Node) digest(from uint64, to announce.NodeID) Digest {
 	d := Digest{Epoch: n.epoch, From: from, To: n.ver}
 	size := d.Size()
+	plain := false
+	if l := n.links[to]; l != nil {
+		plain = !n.gossips(l)
+	}
 	i, _ := slices.BinarySearchFunc(n.log, from+1, func(e logEntry, v uint64) int { return cmp.Compare(e.ver, v) })
 	for ; i < len(n.log); i++ {
 		e := n.log[i]
+		if plain && e.key.ID != n.id && e.key.ID != to {
+			continue
+		}
 		if n.verOf[e.key] != e.ver {
 			continue
 		}
@@ -50,13 +58,8 @@ func (n *Node) digest(from uint64, to announce.NodeID) Digest {
 	return d
 }
 
-// item describes the record for k if it may be passed to neighbour to (R1,
-// and the overlay: a link that is not a gossip link carries only its two
-// ends' own records).
+// item describes the record for k if it may be passed to neighbour to (R1).
 func (n *Node) item(k records.Key, to announce.NodeID) (Item, bool) {
-	if l := n.links[to]; l != nil && !n.gossips(l) && k.ID != n.id && k.ID != to {
-		return Item{}, false
-	}
 	if a, ok := n.store.Get(k); ok {
 		m := n.meta[k]
 		// A record is not sent back where it came from, except to its own
@@ -93,10 +96,13 @@ func (n *Node) pushDigests() {
 		case l.scanned >= n.ver:
 		case n.gossips(l):
 			behind = append(behind, l)
+		case n.plainNeeds(l):
+			plain = append(plain, l) // its ends' own records only: at once
 		default:
-			plain = append(plain, l) // own records only: always at once
+			l.scanned = n.ver // nothing for it in between
 		}
 	}
+	n.ownChanged, n.plainDirty = false, nil
 	// The overlay already bounds the gossip links: they all get it now.
 	if f := n.cfg.PushFanout; f > 0 && len(behind) > f && !lazy && n.cfg.GossipDegree == 0 {
 		n.rng.Shuffle(len(behind), func(i, j int) { behind[i], behind[j] = behind[j], behind[i] })

@@ -188,6 +188,10 @@ type Node struct {
 	syncRounds uint64
 	lazyDue    bool // the next pushDigests serves every neighbour behind
 	mineLinks  int  // links this node chose to gossip over (overlay.go)
+	// What plain links may need since the last push: own records changed,
+	// or records of these peers (overlay.go).
+	ownChanged bool
+	plainDirty map[announce.NodeID]struct{}
 
 	cfg  Config
 	key  announce.PrivateKey
@@ -490,6 +494,7 @@ func hashOf(s announce.Signed) uint64 {
 func (n *Node) index(k records.Key) uint64 {
 	n.ver++
 	n.verOf[k] = n.ver
+	n.notePlain(k.ID)
 	n.log = append(n.log, logEntry{n.ver, k})
 	if len(n.log) > 64 && len(n.log) > 2*len(n.verOf) {
 		live := n.log[:0]

@@ -72,3 +72,30 @@ func (n *Node) GossipsWith(id announce.NodeID) bool {
 	l := n.links[id]
 	return l != nil && n.gossips(l)
 }
+
+// notePlain records that id's records changed, for the plain links.
+func (n *Node) notePlain(id announce.NodeID) {
+	if n.cfg.GossipDegree == 0 {
+		return
+	}
+	if id == n.id {
+		n.ownChanged = true
+		return
+	}
+	if l := n.links[id]; l != nil && !n.gossips(l) {
+		if n.plainDirty == nil {
+			n.plainDirty = map[announce.NodeID]struct{}{}
+		}
+		n.plainDirty[id] = struct{}{}
+	}
+}
+
+// plainNeeds: a plain link may have something to send since the last push
+// (own records, or the other end's own).
+func (n *Node) plainNeeds(l *link) bool {
+	if n.ownChanged {
+		return true
+	}
+	_, ok := n.plainDirty[l.id]
+	return ok
+}
