@@ -172,7 +172,6 @@ func listenKeepingPort(addr, old string) (net.Listener, error) {
 	return net.Listen("tcp", addr)
 }
 
-
 func (in *introducer) close() {
 	if in != nil {
 		in.srv.Close()
