@@ -56,6 +56,7 @@ type introducer struct {
 	subs      []*subscriber
 	published map[*foolscap.Conn][]announce.NodeID
 	cachePath string
+	cacheErr  string // the last error reading it, logged once
 }
 
 // subscriber is one Tahoe node's subscription to one service.
@@ -66,7 +67,6 @@ type subscriber struct {
 	tubID   string
 	nick    string
 	sent    map[announce.NodeID]string // key -> the signature sent
-	since   time.Time
 	errs    int
 }
 
@@ -388,7 +388,7 @@ func (in *introducer) subscribe(c *foolscap.Call) error {
 		return fmt.Errorf("too many subscribers (%d)", maxSubscribers)
 	}
 	s := &subscriber{ref: ref, conn: c.Conn, service: svc, tubID: c.Conn.PeerTubID(), nick: nick,
-		sent: map[announce.NodeID]string{}, since: time.Now()}
+		sent: map[announce.NodeID]string{}}
 	in.subs = append(in.subs, s)
 	in.log.Info("subscribed", "service", svc, "tub", s.tubID, "nickname", nick)
 	go func() {
@@ -417,18 +417,17 @@ func textOf(v foolscap.Value) string {
 func (in *introducer) feed(ctx context.Context) {
 	cache := time.NewTicker(cacheInterval)
 	defer cache.Stop()
-	var lastCache time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-in.poke:
 		case <-cache.C:
-			in.pruneCache(&lastCache)
+			in.pruneCache()
 			continue
 		}
 		in.announce(ctx)
-		in.pruneCache(&lastCache)
+		in.pruneCache()
 		select {
 		case <-ctx.Done():
 			return
@@ -512,28 +511,38 @@ func (in *introducer) send(ctx context.Context, s *subscriber, batch []announce.
 		"took_ms", time.Since(start).Milliseconds())
 }
 
-// pruneCache drops forgotten servers from the Tahoe node's cache of this
-// introducer, if the node directory is known and the file changed or the
-// node forgot something since the last look.
-func (in *introducer) pruneCache(last *time.Time) {
+// pruneCache drops the servers this node no longer holds from the Tahoe
+// node's cache of this introducer, if the node directory is known. It
+// asks the core only about the keys the file names.
+func (in *introducer) pruneCache() {
 	if in.cachePath == "" {
 		return
 	}
-	fi, err := os.Stat(in.cachePath)
+	data, err := os.ReadFile(in.cachePath)
 	if err != nil {
+		return
+	}
+	var named []announce.NodeID
+	if _, _, err := PruneTahoeCache(data, func(id announce.NodeID) bool { named = append(named, id); return true }); err != nil {
+		if msg := err.Error(); msg != in.cacheErr {
+			in.cacheErr = msg
+			in.log.Warn("tahoe cache not pruned: unreadable", "file", in.cachePath, "err", msg)
+		}
+		return
+	}
+	in.cacheErr = ""
+	if len(named) == 0 {
 		return
 	}
 	held := map[announce.NodeID]bool{}
 	if !in.d.Query(context.Background(), func(n *core.Node) {
-		for _, s := range n.Servers() {
-			held[s.ID] = n.Holds(s.ID)
+		for _, id := range named {
+			held[id] = id == n.ID() || n.Holds(id)
 		}
-		held[n.ID()] = true
 	}) {
 		return
 	}
 	dropped, err := pruneTahoeCacheFile(in.cachePath, func(id announce.NodeID) bool { return held[id] })
-	*last = fi.ModTime()
 	if err != nil {
 		in.log.Warn("tahoe cache not pruned", "file", in.cachePath, "err", err.Error())
 		return
