@@ -634,15 +634,8 @@ func (n *tahoeNode) waitReady(d time.Duration) error {
 
 // kill sends SIGKILL to the node's process group and waits for it.
 func (n *tahoeNode) kill() {
-	n.mu.Lock()
-	cmd, exited := n.cmd, n.exited
-	n.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	select {
-	case <-exited:
-	default:
+	cmd, exited, alive := n.current()
+	if alive {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		cmd.Process.Kill()
 		<-exited
@@ -650,20 +643,30 @@ func (n *tahoeNode) kill() {
 	os.Remove(filepath.Join(n.dir, "running.process"))
 }
 
-// stop asks the node to shut down (SIGTERM), waits up to 30 s, then kills
-// it.
-func (n *tahoeNode) stop() {
-	n.t.Helper()
+// current returns the node's process, its exit channel, and whether it
+// is still running.
+func (n *tahoeNode) current() (*exec.Cmd, chan struct{}, bool) {
 	n.mu.Lock()
 	cmd, exited := n.cmd, n.exited
 	n.mu.Unlock()
 	if cmd == nil {
-		return
+		return nil, nil, false
 	}
 	select {
 	case <-exited:
-		return
+		return cmd, exited, false
 	default:
+		return cmd, exited, true
+	}
+}
+
+// stop asks the node to shut down (SIGTERM), waits up to 30 s, then kills
+// it.
+func (n *tahoeNode) stop() {
+	n.t.Helper()
+	cmd, exited, alive := n.current()
+	if !alive {
+		return
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	select {
