@@ -1,8 +1,8 @@
 package announce
 
 import (
+	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 )
@@ -43,9 +43,9 @@ func ParseLocator(s string) (Locator, error) {
 // CheckHostPort checks a host:port address; port 0 is allowed only if
 // zeroOK (a listener that picks its own port).
 func CheckHostPort(addr string, zeroOK bool) error {
-	host, port, err := net.SplitHostPort(addr)
+	host, port, err := splitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("address %q: %w", addr, err)
+		return fmt.Errorf("address %q: %s", addr, err)
 	}
 	if strings.ContainsAny(host, " /@") {
 		return fmt.Errorf("address %q: bad host", addr)
@@ -58,4 +58,26 @@ func CheckHostPort(addr string, zeroOK bool) error {
 		return fmt.Errorf("address %q: port 0 cannot be dialed", addr)
 	}
 	return nil
+}
+
+// splitHostPort splits "host:port" or "[host]:port" as net.SplitHostPort
+// does, without the net package (the layering rule: docs/design.md).
+func splitHostPort(addr string) (host, port string, err error) {
+	i := strings.LastIndexByte(addr, ':')
+	if i < 0 {
+		return "", "", errors.New("missing port in address")
+	}
+	host, port = addr[:i], addr[i+1:]
+	if strings.HasPrefix(host, "[") {
+		if !strings.HasSuffix(host, "]") {
+			return "", "", errors.New("missing ']' in address")
+		}
+		host = host[1 : len(host)-1]
+	} else if strings.ContainsAny(host, ":") {
+		return "", "", errors.New("too many colons in address")
+	}
+	if strings.ContainsAny(host, "[]") || strings.ContainsAny(port, "[]") {
+		return "", "", errors.New("unexpected '[' or ']' in address")
+	}
+	return host, port, nil
 }

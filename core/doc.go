@@ -3,8 +3,9 @@
 //
 // A Node has no goroutines, reads no clock and does no I/O. The driver
 // (the daemon, or the simulator) calls Step with the local time and an
-// input (Tick, Connected, Disconnected, DialFailed, Received, RTTSample,
-// SetServices, Leave), then Ready, and acts on the result in this order:
+// Input (Tick, Connected, Disconnected, DialFailed, Received, RTTSample,
+// SetServices, Leave, Import, Forget, Publish, Unpublished), then Ready,
+// and acts on the result in this order:
 //
 //  1. persist Ready.Counter, if set, before anything else leaves the node;
 //  2. persist the state (State) if Ready.StateChanged;

@@ -1,6 +1,8 @@
 // Package daemon runs a node: it drives the protocol core (package core)
 // with the real clock, an authenticated transport and a persistent peer
-// book. It is the only layer with goroutines.
+// book. The I/O layers (daemon, transport, foolscap) run goroutines; the
+// protocol layers (core, records, announce, member, wire) have none, read
+// no clock and do no I/O (internal/layering checks that).
 //
 // One goroutine owns the core. It waits for a transport input, a tick or a
 // status query, applies it with Step, and acts on Ready in the order the
