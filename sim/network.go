@@ -47,6 +47,7 @@ type Host struct {
 	group     int                      // partition group; hosts in different groups cannot talk
 	BytesOut  uint64
 	MsgsOut   uint64
+	RecsOut   uint64 // signed records sent (in Records messages)
 	incarnate int // bumped on every start, so stale ticks are ignored
 }
 
@@ -314,6 +315,9 @@ func (n *Net) send(from *Host, env core.Envelope) {
 	}
 	from.BytesOut += uint64(env.Msg.Size())
 	from.MsgsOut++
+	if recs, ok := env.Msg.(core.Records); ok {
+		from.RecsOut += uint64(len(recs.Recs))
+	}
 	if n.Loss > 0 && n.rng.Float64() < n.Loss {
 		n.dropConn(from, to, "reset")
 		return

@@ -80,6 +80,9 @@ type Metrics struct {
 	// sum over nodes of the time each was up).
 	RunningNodeDays    float64 `json:"running_node_days"`
 	BytesPerNodePerDay float64 `json:"bytes_per_node_per_day"`
+	// Signed records sent over every link: the deliveries the run did,
+	// against the floor of every node getting every server's refresh.
+	RecordsDelivered uint64 `json:"records_delivered"`
 	// After a client restart (restart-clients, offline-clients): time until
 	// it knows every live server and is connected to every live server it
 	// can dial (worst over the Restarts; -1 if one never got there).
@@ -756,6 +759,7 @@ func (r *runner) finish() {
 	running := r.upTotal
 	for _, h := range r.net.Hosts() {
 		bytes += h.BytesOut
+		m.RecordsDelivered += h.RecsOut
 		if h.Up {
 			running += now.Sub(r.lastStart[h])
 		}

@@ -30,6 +30,10 @@ func TestRunStudyPlan(t *testing.T) {
 		if r.Design != d {
 			t.Errorf("report %d is %s, want %s", i, r.Design, d)
 		}
+		// Every client got every starting server's record at least once.
+		if got := r.Metrics.RecordsDelivered; got < 4*6 {
+			t.Errorf("%s delivered %d records, want at least 24", d, got)
+		}
 		// Servers that join later add to the start's 4 + 6.
 		if r.Nodes < 10 || r.Nodes > 10+10 {
 			t.Errorf("%s ran %d nodes, want 10 at the start plus joins", d, r.Nodes)

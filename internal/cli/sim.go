@@ -58,7 +58,9 @@ func runSim(env *Env, args []string) int {
 			return fail(env, c, err)
 		}
 		if !*quiet {
-			fmt.Fprintf(env.Stderr, "\n%s/%s: %d nodes, %.0f days in %v\n", sc.Name, d, rep.Nodes, rep.DurationDays, time.Since(start).Round(time.Millisecond))
+			took := time.Since(start)
+			fmt.Fprintf(env.Stderr, "\n%s/%s: %d nodes, %.0f days in %v; %d records delivered, %.0f per second\n", sc.Name, d, rep.Nodes, rep.DurationDays,
+				took.Round(time.Millisecond), rep.Metrics.RecordsDelivered, float64(rep.Metrics.RecordsDelivered)/took.Seconds())
 		}
 		reps = append(reps, rep)
 	}
