@@ -36,13 +36,21 @@
 // A newer connection dialled by the same side replaces an older one.
 // Frames are those of package
 // wire: a 4-byte length, then a message; a frame over Options.MaxFrame or
-// bytes wire.Decode refuses end the connection. Each side pings once as
+// bytes wire.Decode refuses end the connection. Frames being read, or read
+// and not yet handed to the core, share one Options.FrameBudget across all
+// connections. Each side pings once as
 // the link comes up; then the dialling side pings when the link was quiet
 // for HeartbeatInterval. Each pong is a core.RTTSample, and a connection
 // with nothing read for IdleTimeout is closed. Writes have a deadline per
 // frame; a peer that lets SendQueue frames pile up is disconnected rather
 // than buffered for. Disconnected, DialFailed and Rejection carry the
 // Reason* words.
+//
+// Inbound handshakes: the accept loop never waits. A connection over
+// MaxInbound, MaxHandshakes or MaxHandshakesPerAddress is closed at once
+// (when all MaxHandshakes are taken, one from a much busier address may
+// be evicted instead), and one whose ClientHello is not all in within
+// HelloTimeout is closed then. Each refusal carries a Reason* word.
 //
 // Goroutines: one accept loop, one per inbound handshake (at most
 // MaxHandshakes at once), one per dial, and a reader and a writer per

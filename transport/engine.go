@@ -31,6 +31,7 @@ type engine struct {
 	log     *slog.Logger
 	connect connector
 	inputs  chan core.Input
+	frames  *frameBudget
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -96,6 +97,7 @@ func newEngine(opts Options, connect connector) *engine {
 		log:     opts.Logger,
 		connect: connect,
 		inputs:  make(chan core.Input, InputQueue),
+		frames:  newFrameBudget(opts.FrameBudget),
 		ctx:     ctx,
 		cancel:  cancel,
 		peers:   map[announce.NodeID]*slot{},
@@ -456,6 +458,7 @@ type conn struct {
 	pingAt    time.Time
 
 	budget readBudget // only the read loop uses it
+	hold   frameHold  // its share of the engine's frame budget
 }
 
 // readBudget is a token bucket of bytes (Options.ReadRate, ReadBurst).
@@ -517,14 +520,18 @@ func (c *conn) closed() bool {
 func (c *conn) readLoop() error {
 	e := c.e
 	br := bufio.NewReaderSize(c.nc, 16<<10)
+	// A frame holds budget from its first byte until handed to the core.
+	defer e.frames.release(c)
 	for n := 0; ; n++ {
+		e.frames.release(c)
 		// Set the deadline, then check done: close sets its past deadline
 		// after closing done, so one of the two stops the read.
-		c.nc.SetReadDeadline(time.Now().Add(e.opts.IdleTimeout))
+		deadline := time.Now().Add(e.opts.IdleTimeout)
+		c.nc.SetReadDeadline(deadline)
 		if c.closed() {
 			return nil
 		}
-		b, err := wire.ReadFrame(br, e.opts.MaxFrame)
+		b, err := c.readFrame(br, deadline)
 		if err != nil {
 			return err
 		}
@@ -572,6 +579,8 @@ func readReason(err error) string {
 	switch {
 	case errors.As(err, &we) && we.Reason == wire.ReasonTooLarge:
 		return ReasonFrameTooLarge
+	case errors.Is(err, errFrameBudget):
+		return ReasonFrameBudget
 	case we != nil:
 		return ReasonBadMessage
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):

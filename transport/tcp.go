@@ -19,11 +19,12 @@ type TCP struct {
 	e     *engine
 	ln    net.Listener
 	tls   *tls.Config
-	sem   chan struct{} // inbound handshakes in progress
+	slots *handshakeSlots // inbound handshakes in progress
 	addr  string
 	stats counters // what the sockets carried (see Stats)
 
-	inbound, refused atomic.Int64 // inbound connections open; refused over MaxInbound
+	inbound, refused atomic.Int64 // inbound connections open; refused before their handshake
+	refusals         refusalLog
 }
 
 var _ Transport = (*TCP)(nil)
@@ -45,8 +46,9 @@ func Listen(opts Options) (*TCP, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &TCP{ln: ln, sem: make(chan struct{}, opts.MaxHandshakes), addr: ln.Addr().String()}
+	t := &TCP{ln: ln, slots: newHandshakeSlots(opts.MaxHandshakes, opts.MaxHandshakesPerAddress), addr: ln.Addr().String()}
 	t.e = newEngine(opts, t.connect)
+	t.refusals.e = t.e
 	t.tls = tlsConfig(cert, t.e.self)
 	t.e.wg.Add(1)
 	go t.acceptLoop()
@@ -99,34 +101,31 @@ func (t *TCP) acceptLoop() {
 			continue
 		}
 		backoff = 0
+		// Never wait here: a connection that cannot start its handshake
+		// now is closed now.
 		if t.inbound.Load() >= int64(e.opts.MaxInbound) {
-			raw.Close()
-			if t.refused.Add(1)%100 == 1 {
-				e.log.Warn("inbound connection refused: too many", "max_inbound", e.opts.MaxInbound, "refused_so_far", t.refused.Load())
-			}
+			t.refuse(raw, ReasonTooManyInbound)
 			continue
 		}
-		t.inbound.Add(1)
-		select {
-		case t.sem <- struct{}{}:
-		case <-e.ctx.Done():
-			raw.Close()
-			return
+		h, reason := t.slots.admit(raw)
+		if h == nil {
+			t.refuse(raw, reason)
+			continue
 		}
 		e.mu.Lock()
 		if e.closed {
 			e.mu.Unlock()
 			raw.Close()
-			<-t.sem
+			t.slots.release(h)
 			return
 		}
+		t.inbound.Add(1)
 		e.wg.Add(1)
 		e.mu.Unlock()
 		go func() {
 			defer e.wg.Done()
 			defer t.inbound.Add(-1)
-			c := t.accept(raw)
-			<-t.sem
+			c := t.accept(h)
 			if c != nil {
 				e.serve(c, nil)
 			}
@@ -134,16 +133,25 @@ func (t *TCP) acceptLoop() {
 	}
 }
 
-// accept runs an inbound handshake.
-func (t *TCP) accept(raw net.Conn) *conn {
+func (t *TCP) refuse(raw net.Conn, reason string) {
+	t.refused.Add(1)
+	t.refusals.refuse(raw, reason)
+}
+
+// accept runs an inbound handshake in the slot h holds, and frees it. The
+// whole ClientHello must arrive within HelloTimeout, the rest of the
+// handshake within HandshakeTimeout.
+func (t *TCP) accept(h *handshake) *conn {
 	e := t.e
-	raw = countingConn{raw, &t.stats}
+	start := time.Now()
+	raw := net.Conn(countingConn{h.raw, &t.stats})
 	addr := raw.RemoteAddr().String()
-	raw.SetDeadline(time.Now().Add(e.opts.HandshakeTimeout))
+	raw.SetDeadline(start.Add(e.opts.HelloTimeout))
 	cfg := t.tls.Clone()
 	var hello *tls.ClientHelloInfo
-	cfg.GetConfigForClient = func(h *tls.ClientHelloInfo) (*tls.Config, error) {
-		hello = h
+	cfg.GetConfigForClient = func(ch *tls.ClientHelloInfo) (*tls.Config, error) {
+		hello = ch
+		raw.SetDeadline(start.Add(e.opts.HandshakeTimeout))
 		return nil, nil
 	}
 	tc := tls.Server(raw, cfg)
@@ -154,10 +162,20 @@ func (t *TCP) accept(raw net.Conn) *conn {
 	if err == nil {
 		id, err = peerID(tc.ConnectionState())
 	}
+	evicted := t.slots.release(h)
+	if evicted && err == nil {
+		err = errEvicted // closed under it as it finished
+	}
 	if err != nil {
 		raw.Close()
 		if e.ctx.Err() == nil {
 			reason := handshakeReason(err)
+			switch {
+			case evicted:
+				reason = ReasonEvicted
+			case hello == nil && reason == ReasonTimeout:
+				reason = ReasonHelloTimeout
+			}
 			if hello != nil && reason == ReasonHandshake &&
 				(len(hello.SupportedProtos) > 0 && !slices.Contains(hello.SupportedProtos, ALPN) ||
 					!slices.Contains(hello.SupportedVersions, tls.VersionTLS13)) {
@@ -204,6 +222,8 @@ func (t *TCP) connect(ctx context.Context, loc announce.Locator) (*conn, error) 
 	raw.SetDeadline(time.Time{})
 	return e.newConn(tc, raw, loc.ID, false, addr), nil
 }
+
+var errEvicted = errors.New("transport: handshake slot given to a connection from a less busy address")
 
 func handshakeReason(err error) string {
 	var km *KeyMismatchError

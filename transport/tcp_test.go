@@ -204,31 +204,56 @@ func TestDialTimeoutAndCancel(t *testing.T) {
 	}
 }
 
-// Inbound handshakes beyond MaxHandshakes wait; when the silent ones time
-// out, a real peer gets through.
+// dialFrom opens a TCP connection to addr from the loopback address src.
+func dialFrom(t *testing.T, src, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+	raw, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	return raw
+}
+
+// Inbound handshakes beyond MaxHandshakes or MaxHandshakesPerAddress are
+// refused at once, and silent ones cut at HelloTimeout; a peer from a
+// quiet address evicts one from the busiest address and gets through.
 func TestHandshakeLimit(t *testing.T) {
 	b := startTCP(t, testKey(t, 2), func(o *Options) {
-		o.MaxHandshakes = 2
-		o.HandshakeTimeout = 300 * time.Millisecond
+		o.MaxHandshakes = 3
+		o.MaxHandshakesPerAddress = 2
+		o.HandshakeTimeout = 5 * time.Second
+		o.HelloTimeout = 400 * time.Millisecond
 	})
-	var locals []string
-	for range 4 {
-		raw, err := net.Dial("tcp", b.tr.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer raw.Close()
-		locals = append(locals, raw.LocalAddr().String())
-	}
 	tb := b.tr.(*TCP)
-	eventually(t, "handshakes at the limit", func() bool { return len(tb.sem) == 2 })
-	a := startTCP(t, testKey(t, 1), nil)
+	reasonOf := func(raw net.Conn) string {
+		l := raw.LocalAddr().String()
+		return b.rec.rejection(t, func(r Rejection) bool { return r.Addr == l }).Reason
+	}
+	x1 := dialFrom(t, "127.0.0.2", b.tr.Addr())
+	x2 := dialFrom(t, "127.0.0.2", b.tr.Addr())
+	eventually(t, "two handshakes", func() bool { return tb.slots.inProgress() == 2 })
+	if r := reasonOf(dialFrom(t, "127.0.0.2", b.tr.Addr())); r != ReasonAddressBusy {
+		t.Errorf("third from one address: %s", r)
+	}
+	dialFrom(t, "127.0.0.3", b.tr.Addr())
+	eventually(t, "three handshakes", func() bool { return tb.slots.inProgress() == 3 })
+	if r := reasonOf(dialFrom(t, "127.0.0.3", b.tr.Addr())); r != ReasonTooManyHandshakes {
+		t.Errorf("over MaxHandshakes, no busier address: %s", r)
+	}
+	start := time.Now()
+	a := startTCP(t, testKey(t, 1), nil) // from 127.0.0.1
 	a.tr.Dial(b.id, []string{b.loc()}, 10*time.Second)
 	a.rec.next(t, "Connected", isConnected(b.id))
-	for _, l := range locals {
-		if rj := b.rec.rejection(t, func(r Rejection) bool { return r.Addr == l }); rj.Reason != ReasonTimeout {
-			t.Errorf("silent connection: %+v", rj)
-		}
+	if d := time.Since(start); d > 300*time.Millisecond {
+		t.Errorf("connected after %v: it waited", d)
+	}
+	if r := reasonOf(x1); r != ReasonEvicted {
+		t.Errorf("the busiest address's oldest: %s", r)
+	}
+	if r := reasonOf(x2); r != ReasonHelloTimeout {
+		t.Errorf("silent: %s", r)
 	}
 }
 
@@ -277,7 +302,7 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	eventually(t, "b's handshake under way", func() bool { return len(b.tr.(*TCP).sem) == 1 })
+	eventually(t, "b's handshake under way", func() bool { return b.tr.(*TCP).slots.inProgress() == 1 })
 
 	if err := a.tr.Close(); err != nil {
 		t.Fatal(err)

@@ -45,6 +45,12 @@ const (
 	ReasonProtocol       = "protocol-version"
 	ReasonSelf           = "self"      // the peer has our own key
 	ReasonHandshake      = "handshake" // any other TLS failure
+	// Inbound connections refused or cut before the handshake ends.
+	ReasonTooManyInbound    = "too-many-inbound"    // MaxInbound connections were open
+	ReasonTooManyHandshakes = "too-many-handshakes" // MaxHandshakes were in progress, none evictable
+	ReasonAddressBusy       = "address-busy"        // MaxHandshakesPerAddress from its address were in progress
+	ReasonEvicted           = "evicted"             // its slot went to a connection from a less busy address
+	ReasonHelloTimeout      = "hello-timeout"       // no whole ClientHello within HelloTimeout
 	// Connections.
 	ReasonClosed        = "closed"          // the peer closed it
 	ReasonReset         = "reset"           // a read or write failed
@@ -53,6 +59,7 @@ const (
 	ReasonQueueFull     = "send-queue-full" // SendQueue frames were waiting
 	ReasonFrameTooLarge = "frame-too-large" // the peer sent a frame over MaxFrame
 	ReasonBadMessage    = "bad-message"     // the peer sent bytes wire.Decode refused
+	ReasonFrameBudget   = "frame-budget"    // closed to free FrameBudget, or waited for it too long
 	ReasonLocal         = "local"           // Disconnect was called
 )
 
@@ -61,8 +68,8 @@ type Rejection struct {
 	Addr    string          // the remote address
 	Peer    announce.NodeID // the key the remote proved, if it got that far
 	Inbound bool
-	Reason  string // ReasonKeyMismatch, ReasonBadCertificate, ReasonProtocol, ReasonSelf, ReasonTimeout, ReasonHandshake
-	Err     error  // *KeyMismatchError, *AuthError, or the TLS error
+	Reason  string // ReasonKeyMismatch, ReasonBadCertificate, ReasonProtocol, ReasonSelf, ReasonTimeout, ReasonHandshake, or for inbound ones also ReasonHelloTimeout, ReasonEvicted, ReasonTooMany*, ReasonAddressBusy
+	Err     error  // *KeyMismatchError, *AuthError, or the TLS error; nil if refused before the handshake
 }
 
 // KeyMismatchError: a dialled address proved a key other than the one
@@ -115,20 +122,44 @@ type Options struct {
 	// Default 10 s.
 	HandshakeTimeout time.Duration
 
-	// MaxHandshakes bounds concurrent inbound handshakes; further
-	// connections wait to be accepted. Default 64.
-	MaxHandshakes int
+	// HelloTimeout: an inbound connection whose whole TLS ClientHello has
+	// not arrived this long after it was accepted is closed
+	// (ReasonHelloTimeout). Default 2 s, at most HandshakeTimeout.
+	HelloTimeout time.Duration
+
+	// MaxHandshakes bounds concurrent inbound handshakes, and
+	// MaxHandshakesPerAddress those from one address (an IPv4 address or
+	// an IPv6 /64). Accepting never waits: a connection over either is
+	// closed at once (ReasonTooManyHandshakes, ReasonAddressBusy), except
+	// that when all MaxHandshakes are taken, one from an address with at
+	// least two more in progress than the newcomer's is evicted
+	// (ReasonEvicted, its oldest) to make room. Defaults 64 and 8.
+	MaxHandshakes           int
+	MaxHandshakesPerAddress int
 
 	// MaxInbound bounds the inbound connections open at once, handshakes
-	// included; one over it is closed as soon as it is accepted (logged
-	// every 100th time). Outbound dials are bounded by the core (R3).
+	// included; one over it is closed as soon as it is accepted
+	// (ReasonTooManyInbound). Outbound dials are bounded by the core (R3).
 	// Default 1024.
+	//
+	// Refusals before a handshake starts go to OnReject; without it they
+	// are logged at most once a second per reason, with a count.
 	MaxInbound int
 
 	// MaxFrame bounds a message read or sent, in bytes. Default and
 	// upper limit wire.MaxFrame. A message over it is not sent (and
 	// logged); a peer that sends one is disconnected.
 	MaxFrame int
+
+	// FrameBudget bounds, across all connections, the bytes of frames
+	// being read or read and not yet handed to the core (one budget, not
+	// one per connection). A frame's buffer takes budget as its bytes
+	// arrive. A reader short of it stops reading (TCP pushes back on the
+	// peer); after 250 ms it closes the connection whose unfinished frame
+	// holds the most, if that is more than its own (ReasonFrameBudget),
+	// else it waits on, at most IdleTimeout (then ReasonFrameBudget for
+	// itself). Default 16 × MaxFrame (32 MiB), at least 2 × MaxFrame.
+	FrameBudget int
 
 	// ReadRate bounds, in bytes per second, what is read from one
 	// connection, in bursts of ReadBurst: a faster peer is read more
@@ -160,7 +191,9 @@ const (
 	DefaultHeartbeat      = 30 * time.Second
 	DefaultWriteTimeout   = 10 * time.Second
 	DefaultHandshake      = 10 * time.Second
+	DefaultHello          = 2 * time.Second
 	DefaultMaxHandshakes  = 64
+	DefaultMaxPerAddress  = 8
 	DefaultMaxInbound     = 1024
 	DefaultSendQueue      = 256
 	DefaultReadRate       = 4 << 20
@@ -193,8 +226,15 @@ func (o Options) withDefaults() (Options, error) {
 	if o.HandshakeTimeout <= 0 {
 		o.HandshakeTimeout = DefaultHandshake
 	}
+	if o.HelloTimeout <= 0 {
+		o.HelloTimeout = DefaultHello
+	}
+	o.HelloTimeout = min(o.HelloTimeout, o.HandshakeTimeout)
 	if o.MaxHandshakes <= 0 {
 		o.MaxHandshakes = DefaultMaxHandshakes
+	}
+	if o.MaxHandshakesPerAddress <= 0 {
+		o.MaxHandshakesPerAddress = DefaultMaxPerAddress
 	}
 	if o.MaxInbound <= 0 {
 		o.MaxInbound = DefaultMaxInbound
@@ -202,6 +242,10 @@ func (o Options) withDefaults() (Options, error) {
 	if o.MaxFrame <= 0 || o.MaxFrame > wire.MaxFrame {
 		o.MaxFrame = wire.MaxFrame
 	}
+	if o.FrameBudget <= 0 {
+		o.FrameBudget = 16 * o.MaxFrame
+	}
+	o.FrameBudget = max(o.FrameBudget, 2*o.MaxFrame)
 	if o.SendQueue <= 0 {
 		o.SendQueue = DefaultSendQueue
 	}
