@@ -331,9 +331,9 @@ func TestAuth(t *testing.T) {
 	h := d.handler()
 	do := func(method, remote, auth string, public bool) int {
 		d.dir.Config.StatusPublic = public
-		req, _ := http.NewRequest(method, "http://x/v1/status", nil)
+		req, _ := http.NewRequest(method, "http://localhost/v1/status", nil)
 		if method == "POST" {
-			req, _ = http.NewRequest(method, "http://x/v1/forget", strings.NewReader(`{"id":"v0-"}`))
+			req, _ = http.NewRequest(method, "http://localhost/v1/forget", strings.NewReader(`{"id":"v0-"}`))
 		}
 		req.RemoteAddr = remote
 		if auth != "" {

@@ -11,9 +11,11 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"grapevine/announce"
+	"grapevine/internal/atomicfile"
 )
 
 // TokenFile is the API token's path in the node directory, as Tahoe keeps
@@ -41,23 +43,7 @@ func ensureToken(dir string) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", err
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return "", err
-	}
-	_, err = f.WriteString(tok + "\n")
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
 		return "", fmt.Errorf("writing the API token: %w", err)
 	}
 	return tok, nil
@@ -90,7 +76,10 @@ func Authorize(req *http.Request, dir string) {
 //   - a request other than GET and HEAD changes the node and needs the
 //     token (401 without it);
 //   - GET and HEAD without the token are served to loopback clients only,
-//     unless status_public is set in grapevine.yaml (403 otherwise).
+//     unless status_public is set in grapevine.yaml (403 otherwise),
+//     and only under a loopback Host or the status address (421
+//     otherwise): a web page whose name an attacker points at 127.0.0.1
+//     (DNS rebinding) must not read the status.
 func (d *Daemon) guard(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		authed := false
@@ -110,6 +99,11 @@ func (d *Daemon) guard(h http.Handler) http.Handler {
 		case !d.dir.Config.StatusPublic && !loopback(r.RemoteAddr):
 			http.Error(w, "this status endpoint serves loopback clients only: send the API token, or set status_public: true in grapevine.yaml", http.StatusForbidden)
 			return
+		case !d.dir.Config.StatusPublic && !d.localHost(r.Host):
+			http.Error(w, "this status endpoint answers only to Host localhost, 127.0.0.1, [::1] or its status address "+
+				d.status+", not "+strconv.Quote(r.Host)+" (a guard against DNS rebinding): use one of those, send the API token, or set status_public: true in grapevine.yaml",
+				http.StatusMisdirectedRequest)
+			return
 		}
 		h.ServeHTTP(w, r)
 	})
@@ -126,6 +120,33 @@ func (d *Daemon) tokenMatches(hdr string) bool {
 func unauthorized(w http.ResponseWriter, msg string) {
 	w.Header().Set("WWW-Authenticate", `Bearer realm="grapevine"`)
 	http.Error(w, msg, http.StatusUnauthorized)
+}
+
+// localHost reports whether a request's Host names this endpoint as a
+// local client would: localhost, a loopback address, or the configured or
+// actual status address, with any port.
+func (d *Daemon) localHost(host string) bool {
+	name := hostOnly(host)
+	if strings.EqualFold(strings.TrimSuffix(name, "."), "localhost") {
+		return true
+	}
+	if a, err := netip.ParseAddr(name); err == nil && a.Unmap().IsLoopback() {
+		return true
+	}
+	for _, s := range []string{d.dir.Config.Status, d.status} {
+		if h := hostOnly(s); h != "" && strings.EqualFold(h, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// hostOnly strips the port and brackets from host[:port].
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]")
 }
 
 // loopback reports whether a request's remote address is a loopback one.

@@ -26,10 +26,10 @@ import (
 
 	"grapevine/announce"
 	"grapevine/core"
+	"grapevine/internal/atomicfile"
 	"grapevine/nodedir"
 	"grapevine/peerbook"
 	"grapevine/transport"
-	"grapevine/wire"
 )
 
 // Files the daemon keeps in the node directory.
@@ -60,6 +60,10 @@ type Options struct {
 
 	// retryEvery replaces ReadOnlyRetry (tests).
 	retryEvery time.Duration
+	// reserveFor replaces ReserveTimeout, statusLimits the status
+	// endpoint's defaults (tests).
+	reserveFor   time.Duration
+	statusLimits statusLimits
 }
 
 // Daemon is a running node.
@@ -78,14 +82,16 @@ type Daemon struct {
 	templates []announce.Template // from the configuration
 	policy    *policy             // nil: an open grid
 	invites   *inviteStore
+	joins     joins       // redeems: rate limits and held uses (invites.go)
 	intro     *introducer // the Foolscap introducer endpoint; nil if off
 	ownRevs   []string    // revocations this node signed
 
 	unsaved bool      // gossip or history changed since the last save
 	savedAt time.Time // the last save of the state (monotonic)
 
-	token   string   // the API token (auth.go)
-	metrics *metrics // counters fed by logEvent (metrics.go)
+	token    string   // the API token (auth.go)
+	warnings []string // shown in /v1/status, on the page and by status
+	metrics  *metrics // counters fed by logEvent (metrics.go)
 
 	// Read-only mode (see apply): ro is the write that failed, nil while
 	// the node can write. durable is the highest counter known to be on
@@ -164,7 +170,9 @@ func Run(ctx context.Context, opt Options) (err error) {
 	}
 
 	d.book = opt.Book
+	bookWas := "given"
 	if d.book == nil {
+		bookWas = bookFileState(filepath.Join(opt.Dir, BookFile))
 		if d.book, err = peerbook.OpenSQLite(filepath.Join(opt.Dir, BookFile)); err != nil {
 			return err
 		}
@@ -177,6 +185,10 @@ func Run(ctx context.Context, opt Options) (err error) {
 	st, err := d.book.Load()
 	if err != nil {
 		return fmt.Errorf("%s: %w", filepath.Join(opt.Dir, BookFile), err)
+	}
+	if lost := bookLost(st, dir.Counter(), bookWas, len(dir.Config.Bootstrap)+len(opt.Bootstrap)); lost != "" {
+		d.warnings = append(d.warnings, lost)
+		log.Warn(lost, "file", filepath.Join(opt.Dir, BookFile), "counter", dir.Counter())
 	}
 	st.Counter = max(st.Counter, dir.Counter())
 	d.durable = st.Counter
@@ -260,8 +272,8 @@ func Run(ctx context.Context, opt Options) (err error) {
 			return fmt.Errorf("status listener: %w", err)
 		}
 		d.status = ln.Addr().String()
-		srv := &http.Server{Handler: d.handler(), ReadHeaderTimeout: 5 * time.Second}
-		go srv.Serve(ln)
+		srv := d.statusServer()
+		go srv.Serve(limitConns(ln, d.statusLimits().conns))
 		defer srv.Close()
 		if err := writeLines(filepath.Join(opt.Dir, RunDir, StatusFile), []string{"http://" + d.status}); err != nil {
 			return err
@@ -345,13 +357,8 @@ func (d *Daemon) apply(ins ...core.Input) ([]core.Event, error) {
 	var merged core.Ready
 	tick := false
 	for _, in := range ins {
-		if r, ok := in.(core.Received); ok {
-			if m, ok := r.Msg.(wire.Redeem); ok {
-				reply := d.redeem(r.From, m.Secret)
-				reply.Records = d.ownFilter(reply.Records)
-				d.tr.Send(r.From, reply)
-				continue
-			}
+		if d.joinInput(in) {
+			continue
 		}
 		_, isTick := in.(core.Tick)
 		tick = tick || isTick
@@ -620,15 +627,11 @@ func (d *Daemon) logEvent(e core.Event) {
 	d.log.Log(context.Background(), level, string(e.Kind), attrs...)
 }
 
-// writeLines replaces path with lines atomically.
+// writeLines replaces path with lines, durably (atomicfile).
 func writeLines(path string, lines []string) error {
 	var b []byte
 	for _, l := range lines {
 		b = append(append(b, l...), '\n')
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteFile(path, b, 0o644)
 }

@@ -16,12 +16,13 @@ import (
 	"grapevine/transport"
 )
 
-// testNode creates a node directory with test rules.
-func testNode(t *testing.T, name string, cfg nodedir.Config) *nodedir.Node {
+// testNode creates a node directory with test rules and the caller's
+// overrides of them.
+func testNode(t testing.TB, name string, cfg nodedir.Config) *nodedir.Node {
 	t.Helper()
 	cfg.Nickname = name
 	cfg.Listen = "127.0.0.1:0"
-	cfg.Rules = nodedir.Rules{Preset: "test"}
+	cfg.Rules.Preset = "test"
 	n, err := nodedir.Create(filepath.Join(t.TempDir(), name), nodedir.Options{Config: cfg})
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +36,7 @@ type running struct {
 	stop context.CancelFunc
 }
 
-func run(t *testing.T, opt Options) (*Daemon, *running) {
+func run(t testing.TB, opt Options) (*Daemon, *running) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{d: make(chan *Daemon, 1), done: make(chan error, 1), stop: cancel}

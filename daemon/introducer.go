@@ -17,8 +17,8 @@ import (
 	"grapevine/announce"
 	"grapevine/core"
 	"grapevine/foolscap"
+	"grapevine/internal/atomicfile"
 	"grapevine/nodedir"
-	"grapevine/tahoe"
 )
 
 // Files of the introducer endpoint, under DIR/private.
@@ -136,7 +136,7 @@ func writeFURL(dir string, tub *foolscap.Tub, c nodedir.IntroducerConfig, addr, 
 		hints[i] = "tcp:" + h
 	}
 	furl := foolscap.FormatFURL(tub.ID(), hints, swiss)
-	return furl, tahoe.WriteFileAtomic(filepath.Join(dir, "private", IntroducerFURL), []byte(furl+"\n"), 0o600)
+	return furl, atomicfile.WriteFile(filepath.Join(dir, "private", IntroducerFURL), []byte(furl+"\n"), 0o600)
 }
 
 // PrepareIntroducer writes the FURL of a node directory's endpoint before

@@ -9,9 +9,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"grapevine/announce"
+	"grapevine/core"
+	"grapevine/internal/atomicfile"
 	"grapevine/member"
 	"grapevine/wire"
 )
@@ -66,23 +69,7 @@ func (s *inviteStore) save() error {
 	if err != nil {
 		return err
 	}
-	tmp := s.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, s.path)
+	return atomicfile.WriteFile(s.path, append(b, '\n'), 0o600)
 }
 
 func (s *inviteStore) add(inv Invite) error {
@@ -134,55 +121,283 @@ func (d *Daemon) newInvite(uses int, valid time.Duration) (string, Invite, error
 	return inv.Code(), rec, nil
 }
 
-// redeem answers a Redeem from peer: a certificate chain and what the
-// node knows, or why not. The invite's use is on disk before the answer
-// leaves.
-func (d *Daemon) redeem(peer announce.NodeID, secret [16]byte) wire.RedeemReply {
-	refuse := func(reason, id string) wire.RedeemReply {
-		d.log.Info("invite refused", "peer", string(peer), "reason", reason, "invite", id)
-		return wire.RedeemReply{Reason: reason}
+// Redeems run on the loop goroutine, so they are rate-limited before
+// anything else: per connection (a connection is one peer key) and over
+// all connections together. A refused Redeem costs a map lookup and a
+// short reply; refusals are counted and logged once a minute.
+const (
+	redeemPeerBurst = 3
+	redeemPeerEvery = 20 * time.Second // one more per connection
+	redeemAllBurst  = 20
+	redeemAllEvery  = time.Second // one more over all connections
+	maxRedeemPeers  = 1024        // per-connection buckets kept
+)
+
+// ReserveTimeout is how long a use offered to a joiner is held for its
+// confirmation; unconfirmed, it is released.
+const ReserveTimeout = 30 * time.Second
+
+// bucket is a token bucket; zero is full.
+type bucket struct {
+	tokens float64
+	at     time.Time
+}
+
+func (b *bucket) refill(now time.Time, burst float64, every time.Duration) {
+	if b.at.IsZero() {
+		b.tokens = burst
+	} else if d := now.Sub(b.at); d > 0 {
+		b.tokens = min(burst, b.tokens+d.Seconds()/every.Seconds())
 	}
-	if d.policy == nil {
-		return refuse("open-grid", "")
+	b.at = now
+}
+
+// redeemLimiter decides whether a Redeem is handled.
+type redeemLimiter struct {
+	peers map[announce.NodeID]*bucket
+	all   bucket
+}
+
+// allow returns "" and takes a token from peer's bucket and the shared
+// one, or returns the refusal's reason word: "rate-limited" (this
+// connection) or "busy" (all of them).
+func (l *redeemLimiter) allow(peer announce.NodeID, now time.Time) string {
+	if l.peers == nil {
+		l.peers = map[announce.NodeID]*bucket{}
 	}
-	now := d.opt.Now()
-	for i := range d.invites.invites {
-		inv := &d.invites.invites[i]
-		var h [32]byte
-		if b, err := hex.DecodeString(inv.SecretHash); err != nil || len(b) != 32 {
-			continue
-		} else {
-			copy(h[:], b)
+	b := l.peers[peer]
+	if b == nil {
+		if len(l.peers) >= maxRedeemPeers {
+			l.prune(now)
 		}
-		if !member.SecretMatches(h, secret) {
-			continue
+		if len(l.peers) >= maxRedeemPeers {
+			return "busy"
 		}
-		switch {
-		case inv.Used >= inv.Uses:
-			return refuse("used", inv.ID)
-		case now.After(inv.Expires):
-			return refuse("expired", inv.ID)
+		b = &bucket{}
+	}
+	b.refill(now, redeemPeerBurst, redeemPeerEvery)
+	if b.tokens < 1 {
+		return "rate-limited"
+	}
+	l.all.refill(now, redeemAllBurst, redeemAllEvery)
+	if l.all.tokens < 1 {
+		return "busy"
+	}
+	l.all.tokens--
+	b.tokens--
+	l.peers[peer] = b
+	return ""
+}
+
+// prune drops the buckets that have refilled: they are as good as new.
+func (l *redeemLimiter) prune(now time.Time) {
+	for id, b := range l.peers {
+		if b.refill(now, redeemPeerBurst, redeemPeerEvery); b.tokens >= redeemPeerBurst {
+			delete(l.peers, id)
 		}
-		var b [8]byte
-		crand.Read(b[:])
-		cert := member.Issue(d.dir.Key, d.policy.grid, peer, binary.BigEndian.Uint64(b[:]))
-		chain := append(append([]string(nil), d.dir.Config.Membership...), cert.String())
-		inv.Used++
-		inv.Members = append(inv.Members, IssuedCert{Subject: peer, Cert: cert.String(), At: now})
-		if err := d.invites.save(); err != nil {
-			inv.Used--
-			inv.Members = inv.Members[:len(inv.Members)-1]
-			d.log.Error("invite: persisting", "err", err)
-			return wire.RedeemReply{Reason: "inviter-error"}
+	}
+}
+
+// joins is the inviter's side of the join protocol: the limiter and the
+// uses held for joiners that were offered one.
+type joins struct {
+	limit redeemLimiter
+	held  map[announce.NodeID]hold
+	// Limiter refusals not yet logged, and when the last line was.
+	quiet    int
+	loggedAt time.Time
+}
+
+// hold is one use of an invite offered to a joiner, until (monotonic).
+type hold struct {
+	invite string
+	until  time.Time
+}
+
+// joinInput handles the join protocol's messages (they never reach the
+// core) and releases holds on disconnects and timeouts. It returns true
+// if in was consumed.
+func (d *Daemon) joinInput(in core.Input) bool {
+	switch in := in.(type) {
+	case core.Received:
+		switch m := in.Msg.(type) {
+		case wire.Redeem:
+			d.redeem(in.From, m.Secret)
+			return true
+		case wire.RedeemConfirm:
+			d.confirm(in.From, m.Accept)
+			return true
+		case wire.RedeemOffer, wire.RedeemReply:
+			return true // meant for a joiner
 		}
-		reply := wire.RedeemReply{Chain: chain, Revocations: d.policy.set.Strings()}
-		for _, r := range d.node.State().Records {
-			if d.node.Relays(announce.NodeID(r.Signed.Key)) && len(reply.Records) < wire.MaxRecords {
-				reply.Records = append(reply.Records, r.Signed)
+	case core.Disconnected:
+		d.release(in.Peer, "disconnected")
+	case core.Tick:
+		now := time.Now()
+		for peer, h := range d.joins.held {
+			if now.After(h.until) {
+				d.release(peer, "timeout")
 			}
 		}
-		d.log.Info("invite redeemed", "invite", inv.ID, "member", string(peer), "uses_left", inv.Uses-inv.Used)
-		return reply
 	}
-	return refuse("unknown", "")
+	return false
+}
+
+// redeem answers a Redeem from peer: an offer holding one use of the
+// invite, or a refusal. No certificate is issued and nothing is written
+// until the joiner confirms.
+func (d *Daemon) redeem(peer announce.NodeID, secret [16]byte) {
+	now := time.Now()
+	if why := d.joins.limit.allow(peer, now); why != "" {
+		d.metrics.redeem(why)
+		d.joins.quiet++
+		if now.Sub(d.joins.loggedAt) >= time.Minute {
+			d.log.Warn("invite redeems refused", "reason", why, "refused", d.joins.quiet, "peer", string(peer))
+			d.joins.quiet, d.joins.loggedAt = 0, now
+		}
+		d.tr.Send(peer, wire.RedeemReply{Reason: why})
+		return
+	}
+	offer, why, id := d.reserve(peer, secret, now)
+	if why != "" {
+		d.metrics.redeem(why)
+		d.log.Info("invite refused", "peer", string(peer), "reason", why, "invite", id)
+		d.tr.Send(peer, wire.RedeemReply{Reason: why})
+		return
+	}
+	d.metrics.redeem("offered")
+	d.log.Info("invite offered", "invite", id, "peer", string(peer), "held_for", d.reserveFor().String())
+	d.tr.Send(peer, offer)
+}
+
+func (d *Daemon) reserveFor() time.Duration {
+	if d.opt.reserveFor > 0 {
+		return d.opt.reserveFor
+	}
+	return ReserveTimeout
+}
+
+// findInvite returns the invite whose secret this is, or nil.
+func (d *Daemon) findInvite(secret [16]byte) *Invite {
+	id := member.SecretID(secret)
+	for i := range d.invites.invites {
+		inv := &d.invites.invites[i]
+		if inv.ID != id {
+			continue
+		}
+		var h [32]byte
+		if b, err := hex.DecodeString(inv.SecretHash); err == nil && len(b) == 32 {
+			copy(h[:], b)
+			if member.SecretMatches(h, secret) {
+				return inv
+			}
+		}
+	}
+	return nil
+}
+
+func (d *Daemon) inviteByID(id string) *Invite {
+	for i := range d.invites.invites {
+		if d.invites.invites[i].ID == id {
+			return &d.invites.invites[i]
+		}
+	}
+	return nil
+}
+
+// reserve holds one use of the invite with this secret for peer, or
+// says why not.
+func (d *Daemon) reserve(peer announce.NodeID, secret [16]byte, now time.Time) (wire.RedeemOffer, string, string) {
+	if d.policy == nil {
+		return wire.RedeemOffer{}, "open-grid", ""
+	}
+	inv := d.findInvite(secret)
+	if inv == nil {
+		return wire.RedeemOffer{}, "unknown", ""
+	}
+	if _, ok := d.joins.held[peer]; ok {
+		d.release(peer, "redeemed-again")
+	}
+	held := 0
+	for _, h := range d.joins.held {
+		if h.invite == inv.ID {
+			held++
+		}
+	}
+	switch {
+	case d.opt.Now().After(inv.Expires):
+		return wire.RedeemOffer{}, "expired", inv.ID
+	case inv.Used >= inv.Uses:
+		return wire.RedeemOffer{}, "used", inv.ID
+	case inv.Used+held >= inv.Uses:
+		return wire.RedeemOffer{}, "reserved", inv.ID
+	}
+	if d.joins.held == nil {
+		d.joins.held = map[announce.NodeID]hold{}
+	}
+	d.joins.held[peer] = hold{invite: inv.ID, until: now.Add(d.reserveFor())}
+	return wire.RedeemOffer{Grid: d.policy.grid, Chain: slices.Clone(d.dir.Config.Membership)}, "", inv.ID
+}
+
+// release gives peer's held use back, if it holds one.
+func (d *Daemon) release(peer announce.NodeID, why string) {
+	h, ok := d.joins.held[peer]
+	if !ok {
+		return
+	}
+	delete(d.joins.held, peer)
+	d.metrics.redeem("released")
+	d.log.Info("invite use released", "invite", h.invite, "peer", string(peer), "reason", why)
+}
+
+// confirm answers a joiner's decision on its offer. Accepted, the use is
+// spent and on disk before the certificate leaves; declined, it is free
+// again.
+func (d *Daemon) confirm(peer announce.NodeID, accept bool) {
+	h, ok := d.joins.held[peer]
+	if !ok {
+		if accept {
+			d.metrics.redeem("not-held")
+			d.log.Info("invite refused", "peer", string(peer), "reason", "not-held")
+			d.tr.Send(peer, wire.RedeemReply{Reason: "not-held"})
+		}
+		return
+	}
+	delete(d.joins.held, peer)
+	if !accept {
+		d.metrics.redeem("declined")
+		d.log.Info("invite declined by the joiner; its use is free again", "invite", h.invite, "peer", string(peer))
+		return
+	}
+	inv := d.inviteByID(h.invite)
+	if inv == nil {
+		d.metrics.redeem("unknown")
+		d.tr.Send(peer, wire.RedeemReply{Reason: "unknown"})
+		return
+	}
+	now := d.opt.Now()
+	var b [8]byte
+	crand.Read(b[:])
+	cert := member.Issue(d.dir.Key, d.policy.grid, peer, binary.BigEndian.Uint64(b[:]))
+	chain := append(slices.Clone(d.dir.Config.Membership), cert.String())
+	inv.Used++
+	inv.Members = append(inv.Members, IssuedCert{Subject: peer, Cert: cert.String(), At: now})
+	if err := d.invites.save(); err != nil {
+		inv.Used--
+		inv.Members = inv.Members[:len(inv.Members)-1]
+		d.log.Error("invite: persisting", "err", err)
+		d.metrics.redeem("inviter-error")
+		d.tr.Send(peer, wire.RedeemReply{Reason: "inviter-error"})
+		return
+	}
+	reply := wire.RedeemReply{Chain: chain, Revocations: d.policy.set.Strings()}
+	for _, r := range d.node.State().Records {
+		if d.node.Relays(announce.NodeID(r.Signed.Key)) && len(reply.Records) < wire.MaxRecords {
+			reply.Records = append(reply.Records, r.Signed)
+		}
+	}
+	reply.Records = d.ownFilter(reply.Records)
+	d.metrics.redeem("redeemed")
+	d.log.Info("invite redeemed", "invite", inv.ID, "member", string(peer), "uses_left", inv.Uses-inv.Used)
+	d.tr.Send(peer, reply)
 }

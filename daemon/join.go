@@ -23,8 +23,12 @@ import (
 // JoinError says why an invite was not redeemed. Reason is one of
 // "mistyped", "not-an-invite", "malformed" (the code itself), "used",
 // "expired", "unknown" (the inviter never issued it: forged, or from
-// another node), "unreachable" (no inviter answered), "bad-reply" (the
-// answer did not hold a valid chain for this grid).
+// another node), "reserved" (another join holds its last use),
+// "rate-limited" or "busy" (the inviter is limiting redemptions),
+// "not-held" (the join took longer than ReserveTimeout), "unreachable"
+// (no inviter answered), "wrong-grid" (the inviter is in another grid
+// than the code's: declined, so the invite stays usable), "bad-reply"
+// (the answer did not hold a valid chain for this grid).
 type JoinError struct {
 	Reason string
 	Err    error
@@ -38,6 +42,12 @@ func (e *JoinError) Error() string {
 		return "invite refused: it has expired"
 	case "unknown":
 		return "invite refused: the inviter never issued it (forged, or from another node)"
+	case "reserved":
+		return "invite refused: another join is using it now; if that one fails, it is free again within " + ReserveTimeout.String()
+	case "rate-limited", "busy":
+		return "invite refused: the inviter is limiting redemptions (" + e.Reason + "); try again in a minute"
+	case "not-held":
+		return "invite refused: the inviter no longer held it for this join (too slow); try again"
 	}
 	return fmt.Sprintf("invite %s: %v", e.Reason, e.Err)
 }
@@ -95,7 +105,7 @@ func Join(ctx context.Context, opt JoinOptions) (*nodedir.Node, error) {
 		}
 	}()
 
-	reply, err := redeemAt(ctx, nd.Key, inv, opt.Timeout, opt.Logger)
+	reply, err := redeemAt(ctx, nd.Key, inv, opt.Timeout, opt.Logger, func(o wire.RedeemOffer) error { return checkOffer(inv, o) })
 	if err != nil {
 		return nil, err
 	}
@@ -159,8 +169,29 @@ func Join(ctx context.Context, opt JoinOptions) (*nodedir.Node, error) {
 	return nodedir.Open(opt.Dir)
 }
 
+// checkOffer checks an inviter's offer against the code before the use is
+// spent: its grid is the code's and its chain makes it a member.
+func checkOffer(inv member.Invite, o wire.RedeemOffer) error {
+	if !inv.Matches(o.Grid) {
+		return &JoinError{Reason: "wrong-grid", Err: fmt.Errorf("the inviter is in grid %s, not the one the code names; declined, so the invite stays usable", o.Grid)}
+	}
+	ch, err := member.ParseChain(o.Chain)
+	if err == nil {
+		err = member.VerifyChain(o.Grid, inv.Inviter, ch, nil)
+	}
+	if err != nil {
+		return &JoinError{Reason: "bad-reply", Err: fmt.Errorf("the inviter's own chain: %w; declined", err)}
+	}
+	return nil
+}
+
 // redeemAt connects to the inviter, proving key, and presents the secret.
-func redeemAt(ctx context.Context, key announce.PrivateKey, inv member.Invite, timeout time.Duration, log *slog.Logger) (wire.RedeemReply, error) {
+// The inviter offers (holding one use) and check decides: accepted, the
+// inviter spends the use and answers with the certificate; declined, the
+// use stays with the invite. An inviter that answers the Redeem with a
+// RedeemReply at once (before offers existed) is taken at its word.
+func redeemAt(ctx context.Context, key announce.PrivateKey, inv member.Invite, timeout time.Duration, log *slog.Logger,
+	check func(wire.RedeemOffer) error) (wire.RedeemReply, error) {
 	tr, err := transport.Listen(transport.Options{Key: key, ListenAddr: "127.0.0.1:0", Logger: log})
 	if err != nil {
 		return wire.RedeemReply{}, err
@@ -186,8 +217,18 @@ func redeemAt(ctx context.Context, key announce.PrivateKey, inv member.Invite, t
 			case core.Disconnected:
 				return wire.RedeemReply{}, &JoinError{Reason: "unreachable", Err: fmt.Errorf("%s closed the connection: %s", loc, in.Err)}
 			case core.Received:
-				if r, ok := in.Msg.(wire.RedeemReply); ok && in.From == inv.Inviter {
-					return r, nil
+				if in.From != inv.Inviter {
+					continue
+				}
+				switch m := in.Msg.(type) {
+				case wire.RedeemOffer:
+					if err := check(m); err != nil {
+						tr.Send(inv.Inviter, wire.RedeemConfirm{Accept: false})
+						return wire.RedeemReply{}, err
+					}
+					tr.Send(inv.Inviter, wire.RedeemConfirm{Accept: true})
+				case wire.RedeemReply:
+					return m, nil
 				}
 			}
 		}

@@ -28,6 +28,7 @@ type metrics struct {
 	dialsFailed  *prometheus.CounterVec
 	inbound      prometheus.Counter
 	events       *prometheus.CounterVec
+	redeems      *prometheus.CounterVec
 	collector    *statusCollector
 }
 
@@ -61,8 +62,12 @@ func (d *Daemon) newMetrics() *metrics {
 		Name: "grapevine_events_total",
 		Help: "Explain events since start, by kind (the kind field of the log lines and of /v1/status events).",
 	}, []string{"kind"})
+	m.redeems = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "grapevine_invite_redeems_total",
+		Help: "Invite redemptions since start, by outcome: offered, redeemed, declined, released, or the refusal's reason (rate-limited, busy, unknown, used, expired, reserved, ...).",
+	}, []string{"outcome"})
 	m.collector = newStatusCollector(d)
-	m.reg.MustRegister(m.accepted, m.rejected, m.dialsStarted, m.dialsOK, m.dialsFailed, m.inbound, m.events,
+	m.reg.MustRegister(m.accepted, m.rejected, m.dialsStarted, m.dialsOK, m.dialsFailed, m.inbound, m.events, m.redeems,
 		m.collector,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -103,6 +108,14 @@ func (m *metrics) observe(e core.Event) {
 		} else {
 			m.dialsOK.Inc()
 		}
+	}
+}
+
+// redeem counts one step of an invite's redemption. It runs on the loop
+// goroutine.
+func (m *metrics) redeem(outcome string) {
+	if m != nil {
+		m.redeems.WithLabelValues(word(outcome)).Inc()
 	}
 }
 

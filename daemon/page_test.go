@@ -229,6 +229,7 @@ func TestPageHandler(t *testing.T) {
 	get := func(path string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(http.MethodGet, path, nil)
 		req.RemoteAddr = "127.0.0.1:5555"
+		req.Host = "localhost"
 		w := httptest.NewRecorder()
 		d.handler().ServeHTTP(w, req)
 		return w

@@ -3,11 +3,10 @@ package daemon
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
-	"grapevine/announce"
 	"grapevine/core"
 )
 
@@ -44,6 +43,10 @@ type Status struct {
 	ReadOnly       bool       `json:"read_only"`
 	ReadOnlyReason string     `json:"read_only_reason"`
 	ReadOnlySince  *time.Time `json:"read_only_since,omitempty"`
+
+	// Warnings: what the operator should know about this run, one
+	// sentence each, such as a peer book found empty at start.
+	Warnings []string `json:"warnings"`
 
 	// Introducer is the Foolscap introducer endpoint for Tahoe-LAFS
 	// nodes: its FURL, subscribers and the servers publishing through it
@@ -150,7 +153,10 @@ func (d *Daemon) statusOf(n *core.Node) Status {
 	st := Status{ID: string(n.ID()), Nickname: d.dir.Config.Nickname, Grid: d.dir.Config.Grid, Locators: d.Locators(),
 		Now: n.Wall(), Counter: n.Counter(), ElapsedS: now.Seconds(), Records: n.RecordCount(),
 		Tombstones: n.TombstoneCount(), InFlight: n.InFlight(), SyncRounds: n.SyncRounds(),
-		Servers: []ServerStatus{}, Forgotten: []ForgottenEntry{}, Events: []EventStatus{}}
+		Servers: []ServerStatus{}, Forgotten: []ForgottenEntry{}, Events: []EventStatus{}, Warnings: slices.Clone(d.warnings)}
+	if st.Warnings == nil {
+		st.Warnings = []string{}
+	}
 	if d.ro != nil {
 		st.ReadOnly, st.ReadOnlyReason, st.ReadOnlySince = true, d.ro.Error(), wallPtr(d.roSince)
 	}
@@ -220,19 +226,14 @@ func (d *Daemon) statusHandlers(mux *http.ServeMux) {
 		d.answer(w, r, func(n *core.Node) (any, error) { return d.statusOf(n), nil })
 	})
 	mux.HandleFunc("POST /v1/import", func(w http.ResponseWriter, r *http.Request) {
-		var recs []announce.Signed
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<20)).Decode(&recs); err != nil {
-			http.Error(w, "want a JSON array of {msg, sig, key}: "+err.Error(), http.StatusBadRequest)
-			return
-		}
-		if len(recs) > MaxImport {
-			http.Error(w, fmt.Sprintf("%d records, limit %d per import", len(recs), MaxImport), http.StatusRequestEntityTooLarge)
+		recs, err := decodeImport(http.MaxBytesReader(w, r.Body, MaxImportBody))
+		if err != nil {
+			writeError(w, err) // 413 over a limit, else 400
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 		defer cancel()
 		var evs []core.Event
-		var err error
 		if !d.Query(ctx, func(*core.Node) { evs, err = d.stepEvents(core.Import{Recs: recs}) }) {
 			http.Error(w, "node is shutting down", http.StatusServiceUnavailable)
 			return

@@ -9,7 +9,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"grapevine/announce"
-	"grapevine/tahoe"
+	"grapevine/internal/atomicfile"
 )
 
 // TahoeCachePath is where a Tahoe node keeps what an introducer told it:
@@ -95,7 +95,7 @@ func pruneTahoeCacheFile(path string, keep func(announce.NodeID) bool) ([]string
 	if fi, err := os.Stat(path); err == nil {
 		mode = fi.Mode().Perm()
 	}
-	if err := tahoe.WriteFileAtomic(path, out, mode); err != nil {
+	if err := atomicfile.WriteFile(path, out, mode); err != nil {
 		return nil, err
 	}
 	return dropped, nil

@@ -19,10 +19,11 @@ import (
 	"io/fs"
 	"math/big"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
+
+	"grapevine/internal/atomicfile"
 )
 
 // certCommonName is the subject foolscap gives its self-signed certificates.
@@ -218,55 +219,13 @@ func LoadOrCreateTub(path string) (*Tub, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeNewFile(path, data); err != nil {
+	if err := atomicfile.WriteNew(path, data, 0o600); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return LoadOrCreateTub(path) // someone else created it first
 		}
 		return nil, err
 	}
 	return TubFromPEM(data)
-}
-
-func writeNewFile(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return err
-		}
-		// filesystems without hard links: fall back to rename
-		if _, serr := os.Stat(path); serr == nil {
-			return fs.ErrExist
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			return err
-		}
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }
 
 // ID returns the tub ID (32 lower-case base32 characters).

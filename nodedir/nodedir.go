@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	"grapevine/announce"
+	"grapevine/internal/atomicfile"
 )
 
 // File names inside a node directory.
@@ -102,15 +103,10 @@ func Create(dir string, opt Options) (*Node, error) {
 		{CounterFile, []byte("0\n"), 0o644},
 	}
 	for _, f := range files {
-		if err := writeFileSync(filepath.Join(tmp, f.name), f.data, f.mode); err != nil {
-			return nil, err
+		p := filepath.Join(tmp, f.name)
+		if err := atomicfile.WriteNew(p, f.data, f.mode); err != nil {
+			return nil, &FileError{Path: p, Err: err}
 		}
-	}
-	if err := syncDir(filepath.Join(tmp, "private")); err != nil {
-		return nil, err
-	}
-	if err := syncDir(tmp); err != nil {
-		return nil, err
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		return nil, &FileError{Path: dir, Err: err}
@@ -258,53 +254,9 @@ func (n *Node) storeCounter(v int64) error {
 	return nil
 }
 
-// writeFileAtomic replaces path with data: temporary file, fsync, rename,
-// fsync of the directory. A crash leaves the old or the new content.
+// writeFileAtomic replaces path with data durably (atomicfile).
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return &FileError{Path: path, Err: err}
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return &FileError{Path: path, Err: err}
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := f.Chmod(mode); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return &FileError{Path: path, Err: err}
-	}
-	return syncDir(dir)
-}
-
-func writeFileSync(path string, data []byte, mode os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return &FileError{Path: path, Err: err}
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return &FileError{Path: path, Err: err}
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return &FileError{Path: path, Err: err}
-	}
-	if err := f.Close(); err != nil {
+	if err := atomicfile.WriteFile(path, data, mode); err != nil {
 		return &FileError{Path: path, Err: err}
 	}
 	return nil

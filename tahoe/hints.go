@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"grapevine/announce"
+	"grapevine/internal/atomicfile"
 )
 
 // HintsFile is where a node directory keeps its imported hints.
@@ -206,40 +207,5 @@ func WriteHints(dir string, hints []Hint) error {
 	if err := enc.Close(); err != nil {
 		return err
 	}
-	return WriteFileAtomic(filepath.Join(dir, HintsFile), b.Bytes(), 0o644)
-}
-
-// WriteFileAtomic replaces path with data: a temporary file beside it,
-// synced, then renamed over it, then the directory synced. A reader sees
-// the old file or the new one, never a part.
-func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // a no-op once renamed
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return atomicfile.WriteFile(filepath.Join(dir, HintsFile), b.Bytes(), 0o644)
 }

@@ -25,9 +25,11 @@
 //	18 Redeem       secret 16 bytes (an invite's)
 //	19 RedeemReply  reason str | n uvarint | n × cert str | m uvarint | m × revocation str |
 //	                k uvarint | k × (msg str | sig str | key str)
+//	20 RedeemOffer    grid id | n uvarint | n × cert str (the inviter's chain)
+//	21 RedeemConfirm  accept bool
 //
 // Types 1-4 are the protocol's (core.Msg); 16 and up belong to the
-// connection or to joining (18, 19: handled by the daemon) and never
+// connection or to joining (18-21: handled by the daemon) and never
 // reach the core. The list is append-only: a number
 // is never reused or renumbered; 5-15 are left for protocol messages.
 // A change of layout is a new version byte, not a new meaning of a type.

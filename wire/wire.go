@@ -23,6 +23,10 @@ const (
 	// and the inviter answers with a certificate chain or a refusal.
 	TypeRedeem      core.MsgType = 18
 	TypeRedeemReply core.MsgType = 19
+	// The inviter offers (holding one use), the invitee confirms or
+	// declines; only a confirmed offer gets a certificate (issue #15).
+	TypeRedeemOffer   core.MsgType = 20
+	TypeRedeemConfirm core.MsgType = 21
 )
 
 // Bounds. Decode refuses, and Encode will not produce, anything beyond them.
@@ -68,6 +72,32 @@ type RedeemReply struct {
 	Records     []announce.Signed
 }
 
+// RedeemOffer answers a good Redeem before any certificate is issued: the
+// inviter's grid and its own certificate chain (empty for the founder),
+// for the invitee to check against its code. The inviter holds one use of
+// the invite for the invitee until it confirms, declines, disconnects or
+// takes too long.
+type RedeemOffer struct {
+	Grid  announce.NodeID
+	Chain []string
+}
+
+// RedeemConfirm answers a RedeemOffer: Accept asks for the certificate
+// (answered by a RedeemReply, and the use is spent); false declines and
+// gives the use back.
+type RedeemConfirm struct{ Accept bool }
+
+func (RedeemOffer) Type() core.MsgType   { return TypeRedeemOffer }
+func (RedeemConfirm) Type() core.MsgType { return TypeRedeemConfirm }
+func (RedeemConfirm) Size() int          { return 2 + 1 }
+func (m RedeemOffer) Size() int {
+	n := 2 + core.IDSize + uvarintLen(uint64(len(m.Chain)))
+	for _, c := range m.Chain {
+		n += strLen(c)
+	}
+	return n
+}
+
 func (Redeem) Type() core.MsgType      { return TypeRedeem }
 func (RedeemReply) Type() core.MsgType { return TypeRedeemReply }
 func (Redeem) Size() int               { return 2 + 16 }
@@ -111,6 +141,10 @@ func TypeName(t core.MsgType) string {
 		return "redeem"
 	case TypeRedeemReply:
 		return "redeem-reply"
+	case TypeRedeemOffer:
+		return "redeem-offer"
+	case TypeRedeemConfirm:
+		return "redeem-confirm"
 	}
 	return "type-" + strconv.Itoa(int(t))
 }
@@ -246,6 +280,14 @@ func Append(b []byte, m core.Msg) ([]byte, error) {
 			e.str(r)
 		}
 		e.records(m.Records)
+	case RedeemOffer:
+		e.id("grid", m.Grid)
+		e.uvarint(uint64(len(m.Chain)))
+		for _, c := range m.Chain {
+			e.str(c)
+		}
+	case RedeemConfirm:
+		e.bool(m.Accept)
 	}
 	if e.err != nil {
 		return b, e.err
@@ -272,7 +314,16 @@ func (e *encoder) fail(r Reason, field, format string, args ...any) *Error {
 // check refuses what Decode would refuse, before anything is written.
 func (e *encoder) check(m core.Msg) *Error {
 	switch m := m.(type) {
-	case core.SyncReq, Ping, Pong, Redeem:
+	case core.SyncReq, Ping, Pong, Redeem, RedeemConfirm:
+	case RedeemOffer:
+		if len(m.Chain) > MaxChain {
+			return e.fail(ReasonTooMany, "chain", "%d, limit %d", len(m.Chain), MaxChain)
+		}
+		for i, c := range m.Chain {
+			if len(c) > MaxCertLen || !utf8.ValidString(c) {
+				return e.fail(ReasonTooLong, "chain["+strconv.Itoa(i)+"]", "%d bytes (limit %d) or not UTF-8", len(c), MaxCertLen)
+			}
+		}
 	case RedeemReply:
 		switch {
 		case len(m.Reason) > MaxReasonLen || !utf8.ValidString(m.Reason):
@@ -534,6 +585,18 @@ func (d *decoder) msg() core.Msg {
 			return nil
 		}
 		return m
+	case TypeRedeemOffer:
+		m := RedeemOffer{Grid: d.id("grid")}
+		n := d.count("chain", MaxChain, 1)
+		for range n {
+			m.Chain = append(m.Chain, d.str("chain", MaxCertLen, true))
+		}
+		if d.err != nil {
+			return nil
+		}
+		return m
+	case TypeRedeemConfirm:
+		return RedeemConfirm{Accept: d.bool("accept")}
 	}
 	d.fail(ReasonType, "type", 1, "unknown message type %d", d.typ)
 	return nil

@@ -58,6 +58,10 @@ func samples(t testing.TB) []core.Msg {
 		wire.Redeem{Secret: [16]byte{1, 2, 3, 15: 0xff}},
 		wire.RedeemReply{Reason: "used"},
 		wire.RedeemReply{Chain: []string{"gvc1-a", "gvc1-b"}, Revocations: []string{"gvr1-x"}, Records: []announce.Signed{rec}},
+		wire.RedeemOffer{Grid: id},
+		wire.RedeemOffer{Grid: id, Chain: []string{"gvc1-a", "gvc1-b"}},
+		wire.RedeemConfirm{},
+		wire.RedeemConfirm{Accept: true},
 	}
 }
 
@@ -173,6 +177,8 @@ func TestLayout(t *testing.T) {
 		{core.Records{Recs: []announce.Signed{{Msg: "m", Sig: "", Key: "kk"}}}, []byte{1, 4, 1, 1, 'm', 0, 2, 'k', 'k'}},
 		{wire.Ping{Nonce: 7}, cat([]byte{1, 16}, u64(7))},
 		{wire.Pong{Nonce: 7}, cat([]byte{1, 17}, u64(7))},
+		{wire.RedeemOffer{Grid: k.ID(), Chain: []string{"c"}}, cat([]byte{1, 20}, pub, []byte{1, 1, 'c'})},
+		{wire.RedeemConfirm{Accept: true}, []byte{1, 21, 1}},
 	} {
 		b, err := wire.Encode(c.m)
 		if err != nil || !bytes.Equal(b, c.want) {

@@ -56,7 +56,7 @@ func runAnnImport(env *Env, args []string) int {
 	}
 	recs, bad := decodeSignedList(data)
 	for _, b := range bad {
-		fmt.Fprintf(env.Stdout, "skipped %s: %s\n", name, b)
+		fmt.Fprintf(env.Stdout, "skipped %s: %s\n", name, remote(b, lineRunes))
 	}
 	if len(recs) == 0 {
 		return fail(env, c, fmt.Errorf("%s: no records found", name))
@@ -73,7 +73,7 @@ func runAnnImport(env *Env, args []string) int {
 		if e.Kind == core.EvRejected || e.Kind == core.EvOverCap {
 			rejected++
 		}
-		fmt.Fprintln(env.Stdout, e.String())
+		fmt.Fprintln(env.Stdout, remote(e.String(), lineRunes))
 	}
 	fmt.Fprintf(env.Stdout, "%d records read, %d skipped, %d rejected\n", len(recs), len(bad), rejected)
 	if len(bad) > 0 || rejected > 0 {

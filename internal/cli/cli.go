@@ -126,9 +126,10 @@ func usageError(env *Env, c *command, format string, args ...any) int {
 	return exitUsage
 }
 
-// fail prints an error and returns exitFailure.
+// fail prints an error and returns exitFailure. Errors may quote other
+// nodes (a refused invite, the node's API), so they are escaped.
 func fail(env *Env, c *command, err error) int {
-	fmt.Fprintf(env.Stderr, "grapevine %s: %v\n", c.name, err)
+	fmt.Fprintf(env.Stderr, "grapevine %s: %s\n", c.name, remote(err.Error(), lineRunes))
 	return exitFailure
 }
 

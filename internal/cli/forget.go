@@ -32,11 +32,11 @@ func runForget(env *Env, args []string) int {
 	}
 	name := ""
 	if out.Nickname != "" {
-		name = " (" + out.Nickname + ")"
+		name = " (" + remote(out.Nickname, cellRunes) + ")"
 	}
-	fmt.Fprintf(env.Stdout, "forgot %s%s\n", out.ID, name)
+	fmt.Fprintf(env.Stdout, "forgot %s%s\n", remote(out.ID, cellRunes), name)
 	for _, f := range out.Forgotten {
-		fmt.Fprintf(env.Stdout, "  tombstone: %s seqnum %d, reason %s\n", f.Service, f.Seqnum, f.Reason)
+		fmt.Fprintf(env.Stdout, "  tombstone: %s seqnum %d, reason %s\n", remote(f.Service, cellRunes), f.Seqnum, remote(f.Reason, cellRunes))
 	}
 	return exitOK
 }

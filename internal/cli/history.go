@@ -41,20 +41,20 @@ func runHistory(env *Env, args []string) int {
 	w, s := env.Stdout, h.Server
 	name := ""
 	if s.Nickname != "" {
-		name = " (" + s.Nickname + ")"
+		name = " (" + remote(s.Nickname, cellRunes) + ")"
 	}
-	fmt.Fprintf(w, "Server %s%s\n", s.ID, name)
+	fmt.Fprintf(w, "Server %s%s\n", remote(s.ID, cellRunes), name)
 	if len(s.Services) > 0 {
-		fmt.Fprintf(w, "Services: %s, seqnum %d; relayed: %s\n", strings.Join(s.Services, ", "), s.Seqnum, yesNo(s.Live))
+		fmt.Fprintf(w, "Services: %s, seqnum %d; relayed: %s\n", remote(strings.Join(s.Services, ", "), lineRunes), s.Seqnum, yesNo(s.Live))
 	} else {
 		fmt.Fprintln(w, "Services: none held")
 	}
 	if s.Tombstoned != "" {
-		fmt.Fprintf(w, "Forgotten: %s\n", s.Tombstoned)
+		fmt.Fprintf(w, "Forgotten: %s\n", remote(s.Tombstoned, lineRunes))
 	}
 	fmt.Fprintf(w, "Status: %s\n", statusPhrase(s, h.Now))
 	for _, l := range h.Locators {
-		fmt.Fprintf(w, "Locator: %s\n", l)
+		fmt.Fprintf(w, "Locator: %s\n", remote(l, lineRunes))
 	}
 	fmt.Fprintf(w, "First heard: %s ago (%s)\n", dur(h.FirstHeardAgoS), stamp(h.FirstHeard))
 	fmt.Fprintf(w, "Last good sighting: %s\n", agoText(s.LastGoodAgo))
@@ -65,7 +65,7 @@ func runHistory(env *Env, args []string) int {
 	}
 	attempt := agoText(s.LastAttemptAgo)
 	if s.LastAttemptAgo >= 0 && s.LastError != "" {
-		attempt += ", failed: " + s.LastError
+		attempt += ", failed: " + remote(s.LastError, lineRunes)
 	}
 	fmt.Fprintf(w, "Last attempt: %s; consecutive failures: %d\n", attempt, s.Failures)
 	if s.NextDialInS > 0 {
@@ -89,7 +89,7 @@ func runHistory(env *Env, args []string) int {
 		fmt.Fprintln(w, "\nTombstones:")
 	}
 	for _, f := range h.Forgotten {
-		fmt.Fprintf(w, "  %s seqnum %d: %s, %s ago\n", f.Service, f.Seqnum, f.Reason, dur(f.AgoS))
+		fmt.Fprintf(w, "  %s seqnum %d: %s, %s ago\n", remote(f.Service, cellRunes), f.Seqnum, remote(f.Reason, cellRunes), dur(f.AgoS))
 	}
 	fmt.Fprintf(w, "\nEvents about it (%d recent, oldest first):\n", len(h.Events))
 	if len(h.Events) == 0 {

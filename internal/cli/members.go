@@ -46,7 +46,7 @@ func printTree(w io.Writer, m daemon.Members) {
 	for k := range kids {
 		sort.Slice(kids[k], func(i, j int) bool { return kids[k][i].Subject < kids[k][j].Subject })
 	}
-	fmt.Fprintf(w, "%s (founder)\n", m.Grid)
+	fmt.Fprintf(w, "%s (founder)\n", remote(m.Grid, cellRunes))
 	var walk func(id string, depth int, seen map[string]bool)
 	walk = func(id string, depth int, seen map[string]bool) {
 		if seen[id] {
@@ -56,12 +56,12 @@ func printTree(w io.Writer, m daemon.Members) {
 		for _, e := range kids[id] {
 			note := ""
 			if len(e.Services) > 0 {
-				note = " [" + strings.Join(e.Services, ", ") + "]"
+				note = " [" + remote(strings.Join(e.Services, ", "), cellRunes) + "]"
 			}
 			if e.Revoked {
 				note += " REVOKED"
 			}
-			fmt.Fprintf(w, "%s└ %s%s\n", strings.Repeat("  ", depth), e.Subject, note)
+			fmt.Fprintf(w, "%s└ %s%s\n", strings.Repeat("  ", depth), remote(e.Subject, cellRunes), note)
 			walk(e.Subject, depth+1, seen)
 		}
 	}

@@ -10,13 +10,14 @@ import (
 	"syscall"
 
 	"grapevine/daemon"
+	"grapevine/internal/logsample"
 	"grapevine/member"
 )
 
 func init() {
 	register(&command{
 		name:    "run",
-		args:    "[--bootstrap LOCATOR]... [--log-format text|json] [--log-level info|debug] [--clock-offset-file FILE] DIR",
+		args:    "[--bootstrap LOCATOR]... [--log-format text|json] [--log-level info|debug] [--log-similar N] [--clock-offset-file FILE] DIR",
 		summary: "Run the node in DIR until SIGINT or SIGTERM.",
 		run:     runRun,
 	})
@@ -46,18 +47,33 @@ func runRun(env *Env, args []string) int {
 	if *offsetFile != "" {
 		opt.Now = daemon.OffsetClock(*offsetFile, func(err error) { log.Warn("clock offset ignored", "err", err) })
 	}
-	if err := daemon.Run(ctx, opt); err != nil {
+	err = daemon.Run(ctx, opt)
+	lf.flush()
+	if err != nil {
 		return fail(env, c, err)
 	}
 	return exitOK
 }
 
-type logFlags struct{ format, level *string }
+type logFlags struct {
+	format, level *string
+	similar       *int
+	sampler       *logsample.Handler // set by logger
+}
 
 func addLogFlags(fs *flag.FlagSet) *logFlags {
 	return &logFlags{
 		format: fs.String("log-format", "text", "log format: text or json"),
 		level:  fs.String("log-level", "info", "log level: debug, info, warn or error"),
+		similar: fs.Int("log-similar", logsample.DefaultBurst, fmt.Sprintf("write at most this many similar log lines (same level, message, peer and reason) per %v, "+
+			"then one line with how many were dropped; 0 writes every line", logsample.DefaultInterval)),
+	}
+}
+
+// flush writes what the sampler still holds back.
+func (f *logFlags) flush() {
+	if f.sampler != nil {
+		f.sampler.Flush()
 	}
 }
 
@@ -67,13 +83,23 @@ func (f *logFlags) logger(env *Env) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", *f.level)
 	}
 	hopts := &slog.HandlerOptions{Level: lv}
+	var h slog.Handler
 	switch strings.ToLower(*f.format) {
 	case "text":
-		return slog.New(slog.NewTextHandler(env.Stderr, hopts)), nil
+		h = slog.NewTextHandler(env.Stderr, hopts)
 	case "json":
-		return slog.New(slog.NewJSONHandler(env.Stderr, hopts)), nil
+		h = slog.NewJSONHandler(env.Stderr, hopts)
+	default:
+		return nil, fmt.Errorf("--log-format %q: want text or json", *f.format)
 	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", *f.format)
+	if *f.similar < 0 {
+		return nil, fmt.Errorf("--log-similar %d: want 0 or more", *f.similar)
+	}
+	if *f.similar > 0 {
+		f.sampler = logsample.New(h, logsample.Options{Burst: *f.similar})
+		h = f.sampler
+	}
+	return slog.New(h), nil
 }
 
 // lastIssuer names who signed the last certificate of a chain.

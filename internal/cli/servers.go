@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -56,7 +57,7 @@ func printJSON(env *Env, c *command, dir, path string) int {
 	if err := callNode(dir, "GET", path, nil, &raw); err != nil {
 		return fail(env, c, err)
 	}
-	fmt.Fprintf(env.Stdout, "%s\n", strings.TrimSpace(string(raw)))
+	fmt.Fprintf(env.Stdout, "%s\n", safeJSON(bytes.TrimSpace(raw)))
 	return exitOK
 }
 
@@ -64,8 +65,8 @@ func printServerTable(w io.Writer, servers []daemon.ServerStatus, now time.Time)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NICKNAME\tID\tSERVICES\tSTATUS\tRTT\tUP 1D\tUP 7D\tUP 30D\tSEQNUM\tRELAYED")
 	for _, s := range servers {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", orDash(s.Nickname), announce.NodeID(s.ID).Short(),
-			orDash(strings.Join(s.Services, ",")), statusPhrase(s, now), rtt(s.SRTTms),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", orDash(remote(s.Nickname, cellRunes)), shortID(s.ID),
+			orDash(remote(strings.Join(s.Services, ","), cellRunes)), statusPhrase(s, now), rtt(s.SRTTms),
 			percent(s.Uptime1d), percent(s.Uptime7d), percent(s.Uptime30d), seqnum(s), yesNo(s.Live && len(s.Services) > 0))
 	}
 	tw.Flush()
@@ -76,7 +77,7 @@ func printServerTable(w io.Writer, servers []daemon.ServerStatus, now time.Time)
 func statusPhrase(s daemon.ServerStatus, now time.Time) string {
 	switch {
 	case s.Tombstoned != "" && len(s.Services) == 0:
-		return "Forgotten (" + s.Tombstoned + ")"
+		return "Forgotten (" + remote(s.Tombstoned, cellRunes) + ")"
 	case s.Withdrawn:
 		return "Withdrawn"
 	case s.HostedHere:
@@ -84,7 +85,7 @@ func statusPhrase(s daemon.ServerStatus, now time.Time) string {
 	case len(s.Hosts) > 0 && !s.Connected:
 		hosts := make([]string, len(s.Hosts))
 		for i, h := range s.Hosts {
-			hosts[i] = announce.NodeID(h).Short()
+			hosts[i] = shortID(h)
 		}
 		return "Hosted by " + strings.Join(hosts, ",")
 	case s.Connected:
@@ -99,7 +100,7 @@ func statusPhrase(s daemon.ServerStatus, now time.Time) string {
 		if s.LastAttemptAgo >= 0 {
 			p += " (last attempt " + dur(s.LastAttemptAgo) + " ago"
 			if s.LastError != "" {
-				p += ": " + s.LastError
+				p += ": " + remote(s.LastError, cellRunes)
 			}
 			p += ")"
 		}
@@ -167,6 +168,9 @@ func yesNo(b bool) string {
 	}
 	return "no"
 }
+
+// shortID is the short form of a node ID from the node's answer.
+func shortID(id string) string { return remote(announce.NodeID(id).Short(), cellRunes) }
 
 func orDash(s string) string {
 	if s == "" {

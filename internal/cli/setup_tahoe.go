@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,8 +15,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"grapevine/daemon"
+	"grapevine/internal/atomicfile"
 	"grapevine/nodedir"
-	"grapevine/tahoe"
 )
 
 func init() {
@@ -180,10 +181,9 @@ func pointTahoeAt(path string, old tahoeIntroducers, petname, furl string, repla
 	backup := ""
 	if data, err := os.ReadFile(path); err == nil {
 		backup = path + IntroducersBackup
-		if _, err := os.Stat(backup); err == nil {
+		if err := atomicfile.WriteNew(backup, data, 0o600); errors.Is(err, fs.ErrExist) {
 			return "", fmt.Errorf("%s exists: an earlier setup's backup; restore or remove it first", backup)
-		}
-		if err := os.WriteFile(backup, data, 0o600); err != nil {
+		} else if err != nil {
 			return "", err
 		}
 	}
@@ -210,7 +210,7 @@ func pointTahoeAt(path string, old tahoeIntroducers, petname, furl string, repla
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", err
 	}
-	if err := tahoe.WriteFileAtomic(path, data, 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, data, 0o600); err != nil {
 		if backup != "" {
 			os.Remove(backup)
 		}

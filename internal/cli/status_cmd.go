@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"grapevine/announce"
 	"grapevine/daemon"
 )
 
@@ -43,7 +42,7 @@ func runStatus(env *Env, args []string) int {
 	w := env.Stdout
 	name := ""
 	if st.Nickname != "" {
-		name = " (" + st.Nickname + ")"
+		name = " (" + remote(st.Nickname, cellRunes) + ")"
 	}
 	fmt.Fprintf(w, "Node %s%s\n", st.ID, name)
 	if st.ReadOnly {
@@ -51,7 +50,10 @@ func runStatus(env *Env, args []string) int {
 		if st.ReadOnlySince != nil {
 			since = " since " + st.ReadOnlySince.Format(time.RFC3339)
 		}
-		fmt.Fprintf(w, "READ-ONLY%s: %s\n  (imports and other writes are refused until the node can write again; see docs/run.md)\n", since, st.ReadOnlyReason)
+		fmt.Fprintf(w, "READ-ONLY%s: %s\n  (imports and other writes are refused until the node can write again; see docs/run.md)\n", since, remote(st.ReadOnlyReason, lineRunes))
+	}
+	for _, warning := range st.Warnings {
+		fmt.Fprintf(w, "WARNING: %s\n", remote(warning, lineRunes))
 	}
 	if st.Grid != "" {
 		fmt.Fprintf(w, "Grid: closed, founded by %s\n", st.Grid)
@@ -59,13 +61,13 @@ func runStatus(env *Env, args []string) int {
 		fmt.Fprintln(w, "Grid: open")
 	}
 	for _, l := range st.Locators {
-		fmt.Fprintf(w, "Locator: %s\n", l)
+		fmt.Fprintf(w, "Locator: %s\n", remote(l, lineRunes))
 	}
 	if in := st.Introducer; in != nil {
 		fmt.Fprintf(w, "Introducer FURL (for Tahoe-LAFS): %s\n", in.FURL)
 		fmt.Fprintf(w, "Tahoe nodes: %d subscription(s); hosting %d server(s)", len(in.Subscribers), len(in.Hosted))
 		for _, h := range in.Hosted {
-			fmt.Fprintf(w, " %s", announce.NodeID(h).Short())
+			fmt.Fprintf(w, " %s", shortID(h))
 		}
 		fmt.Fprintln(w)
 	}
@@ -95,15 +97,15 @@ func runStatus(env *Env, args []string) int {
 func printEvents(w io.Writer, evs []daemon.EventStatus) {
 	for _, e := range evs {
 		var b strings.Builder
-		fmt.Fprintf(&b, "  %7s ago  %s", dur(e.AgoS), e.Kind)
+		fmt.Fprintf(&b, "  %7s ago  %s", dur(e.AgoS), remote(e.Kind, cellRunes))
 		if e.Peer != "" {
-			fmt.Fprintf(&b, " %s", announce.NodeID(e.Peer).Short())
+			fmt.Fprintf(&b, " %s", shortID(e.Peer))
 			if e.Service != "" {
-				fmt.Fprintf(&b, "/%s", e.Service)
+				fmt.Fprintf(&b, "/%s", remote(e.Service, cellRunes))
 			}
 		}
 		if e.Reason != "" {
-			fmt.Fprintf(&b, " reason=%s", e.Reason)
+			fmt.Fprintf(&b, " reason=%s", remote(e.Reason, cellRunes))
 		}
 		keys := make([]string, 0, len(e.Facts))
 		for k := range e.Facts {
@@ -111,11 +113,11 @@ func printEvents(w io.Writer, evs []daemon.EventStatus) {
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			v := e.Facts[k]
-			if strings.ContainsAny(v, " \t") {
-				v = fmt.Sprintf("%q", v)
+			v := remote(e.Facts[k], cellRunes)
+			if strings.ContainsAny(v, " ") {
+				v = `"` + v + `"`
 			}
-			fmt.Fprintf(&b, " %s=%s", k, v)
+			fmt.Fprintf(&b, " %s=%s", remote(k, cellRunes), v)
 		}
 		fmt.Fprintln(w, b.String())
 	}

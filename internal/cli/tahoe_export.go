@@ -16,6 +16,7 @@ import (
 
 	"grapevine/announce"
 	"grapevine/daemon"
+	"grapevine/internal/atomicfile"
 	"grapevine/nodedir"
 	"grapevine/tahoe"
 )
@@ -59,7 +60,7 @@ func runExportTahoe(env *Env, args []string) int {
 		}
 		if *out == "" {
 			env.Stdout.Write(ex.data)
-		} else if err := tahoe.WriteFileAtomic(*out, ex.data, 0o644); err != nil {
+		} else if err := atomicfile.WriteFile(*out, ex.data, 0o644); err != nil {
 			return fail(env, c, err)
 		}
 		ex.report(env, *out)
@@ -76,17 +77,17 @@ func runExportTahoe(env *Env, args []string) int {
 		switch {
 		case err != nil:
 			if err.Error() != lastErr {
-				fmt.Fprintf(env.Stderr, "%s %v; %s is left as it is\n", tahoeStamp(), err, *out)
+				fmt.Fprintf(env.Stderr, "%s %s; %s is left as it is\n", tahoeStamp(), remote(err.Error(), lineRunes), *out)
 			}
 			lastErr = err.Error()
 		case !bytes.Equal(ex.data, last):
-			if err := tahoe.WriteFileAtomic(*out, ex.data, 0o644); err != nil {
+			if err := atomicfile.WriteFile(*out, ex.data, 0o644); err != nil {
 				return fail(env, c, err)
 			}
 			last, lastErr = ex.data, ""
 			fmt.Fprintf(env.Stderr, "%s wrote %d live storage servers to %s%s\n", tahoeStamp(), len(ex.servers), *out, ex.diff(prev))
 			for _, d := range ex.newDuplicates(prev) {
-				fmt.Fprintf(env.Stderr, "%s not written, duplicate: %s\n", tahoeStamp(), d)
+				fmt.Fprintf(env.Stderr, "%s not written, duplicate: %s\n", tahoeStamp(), remote(d.String(), lineRunes))
 			}
 			prev = ex
 		default:
@@ -98,7 +99,7 @@ func runExportTahoe(env *Env, args []string) int {
 				prev = ex
 				fmt.Fprintf(env.Stderr, "%s %s is up to date: %d live storage servers\n", tahoeStamp(), *out, len(ex.servers))
 				for _, d := range ex.duplicates {
-					fmt.Fprintf(env.Stderr, "%s not written, duplicate: %s\n", tahoeStamp(), d)
+					fmt.Fprintf(env.Stderr, "%s not written, duplicate: %s\n", tahoeStamp(), remote(d.String(), lineRunes))
 				}
 			}
 		}
@@ -189,16 +190,16 @@ func (ex *tahoeExport) report(env *Env, out string) {
 	}
 	fmt.Fprintf(env.Stderr, "wrote %d live storage servers to %s\n", len(ex.servers), where)
 	for _, s := range ex.servers {
-		fmt.Fprintf(env.Stderr, "  %s %s\n", s.Key, tahoe.Display(s.Ann.Nickname))
+		fmt.Fprintf(env.Stderr, "  %s %s\n", remote(string(s.Key), cellRunes), remote(tahoe.Display(s.Ann.Nickname), cellRunes))
 	}
 	for _, s := range ex.skipped {
-		fmt.Fprintf(env.Stderr, "skipped %s\n", s)
+		fmt.Fprintf(env.Stderr, "skipped %s\n", remote(s, lineRunes))
 	}
 	for _, d := range ex.duplicates {
-		fmt.Fprintf(env.Stderr, "not written, duplicate: %s\n", d)
+		fmt.Fprintf(env.Stderr, "not written, duplicate: %s\n", remote(d.String(), lineRunes))
 	}
 	for _, h := range ex.unverified {
-		fmt.Fprintf(env.Stderr, "not written, %s: %s %s\n", h.Label, h.Key, tahoe.Display(h.Ann.Nickname))
+		fmt.Fprintf(env.Stderr, "not written, %s: %s %s\n", h.Label, remote(string(h.Key), cellRunes), remote(tahoe.Display(h.Ann.Nickname), cellRunes))
 	}
 }
 
@@ -214,13 +215,13 @@ func (ex *tahoeExport) diff(prev *tahoeExport) string {
 	var parts []string
 	for _, s := range ex.servers {
 		if !had[s.Key] {
-			parts = append(parts, "+"+tahoe.Display(s.Ann.Nickname)+" "+s.Key.Short())
+			parts = append(parts, "+"+remote(tahoe.Display(s.Ann.Nickname), cellRunes)+" "+s.Key.Short())
 		}
 		delete(had, s.Key)
 	}
 	for _, s := range prev.servers {
 		if had[s.Key] {
-			parts = append(parts, "-"+tahoe.Display(s.Ann.Nickname)+" "+s.Key.Short())
+			parts = append(parts, "-"+remote(tahoe.Display(s.Ann.Nickname), cellRunes)+" "+s.Key.Short())
 		}
 	}
 	if len(parts) == 0 {

@@ -52,7 +52,7 @@ func runImportTahoe(env *Env, args []string) int {
 	}
 	file, err := tahoe.Parse(name, data)
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "grapevine %s: %v\nnothing imported\n", c.name, err)
+		fmt.Fprintf(env.Stderr, "grapevine %s: %s\nnothing imported\n", c.name, remote(err.Error(), lineRunes))
 		return exitFailure
 	}
 	source := name
@@ -62,7 +62,7 @@ func runImportTahoe(env *Env, args []string) int {
 	for _, e := range file.Entries {
 		switch {
 		case e.Service != tahoe.Service:
-			fmt.Fprintf(env.Stdout, "skipped %s: service %s (only storage servers are imported)\n", e.Key, tahoe.Display(e.Service))
+			fmt.Fprintf(env.Stdout, "skipped %s: service %s (only storage servers are imported)\n", remote(string(e.Key), cellRunes), remote(tahoe.Display(e.Service), cellRunes))
 		case e.Key == nd.ID():
 			fmt.Fprintf(env.Stdout, "skipped %s: this node's own key\n", e.Key)
 		}
@@ -92,16 +92,16 @@ func runImportTahoe(env *Env, args []string) int {
 		if s, ok := states[string(h.Key)]; ok {
 			st, label = s.State, s.Label
 		}
-		fmt.Fprintf(env.Stdout, "%s %s", h.Key, tahoe.Display(h.Ann.Nickname))
+		fmt.Fprintf(env.Stdout, "%s %s", remote(string(h.Key), cellRunes), remote(tahoe.Display(h.Ann.Nickname), cellRunes))
 		if h.Seqnum > 0 {
 			fmt.Fprintf(env.Stdout, " (seqnum %d, unsigned)", h.Seqnum)
 		}
 		fmt.Fprintln(env.Stdout)
 		if h.Ann.FURL != "" {
-			fmt.Fprintf(env.Stdout, "    FURL %s\n", h.Ann.FURL)
+			fmt.Fprintf(env.Stdout, "    FURL %s\n", remote(h.Ann.FURL, lineRunes))
 		}
 		for _, n := range h.Ann.NURLs {
-			fmt.Fprintf(env.Stdout, "    NURL %s\n", n)
+			fmt.Fprintf(env.Stdout, "    NURL %s\n", remote(n, lineRunes))
 		}
 		fmt.Fprintf(env.Stdout, "    %s: %s\n", label, st.Describe())
 	}
