@@ -1,5 +1,5 @@
 // Package bench compares Grapevine with hashicorp/memberlist on loopback,
-// in one process, under the same measurements (issue #5):
+// in one process, under the same measurements:
 //
 //   - join propagation: once an N-node cluster has converged, a new node
 //     joins through one random member; for every existing node, the time

@@ -122,7 +122,7 @@ func (rep Report) Markdown(w io.Writer) {
 		p("- N=%d %s (limit %v): %s", r.N, r.System, r.JoinLimit, strings.Join(s, ", "))
 	}
 	p("")
-	p("Targets (issue #5):")
+	p("Targets (docs/benchmarks.md, \"Grapevine vs memberlist\"):")
 	p("")
 	p("| N | join p50: Grapevine ≤ memberlist | join max: Grapevine ≤ memberlist / 5 | steady bytes: Grapevine ≤ memberlist / 10 |")
 	p("|---:|---|---|---|")

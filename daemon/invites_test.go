@@ -57,8 +57,7 @@ func joinReason(err error) string {
 }
 
 // A code re-pointed at another grid is declined by the joiner before
-// the inviter spends the use, so the invite still admits the real joiner
-// (issue #15, item 11).
+// the inviter spends the use, so the invite still admits the real joiner.
 func TestJoinDeclinedKeepsInvite(t *testing.T) {
 	var logs syncBuffer
 	d := founder(t, Options{}, &logs)

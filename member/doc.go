@@ -1,4 +1,4 @@
-// Package member is grid membership for Grapevine (issue #6): certificate
+// Package member is grid membership for Grapevine (closed grids, docs/grid.md): certificate
 // chains that prove a node belongs to a closed grid, revocations that take
 // membership back, and the invite codes people pass on to let a new node
 // in. It is pure: no I/O, no clock, no global state; randomness comes from

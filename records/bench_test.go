@@ -14,7 +14,7 @@ import (
 	"grapevine/records"
 )
 
-// The acceptance targets of issue #2, checked by BenchmarkAdmitVsVerify and
+// The store's speed targets, checked by BenchmarkAdmitVsVerify and
 // BenchmarkAdmitDuplicate and recorded in docs/benchmarks.md:
 //
 //   - admitting new valid announcements runs at >= 85% of the throughput of

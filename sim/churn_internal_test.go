@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// The held-back run of issue #14, scaled down: heavy churn and 5% loss.
+// A held-back churn run, scaled down: heavy churn and 5% loss.
 // No core may believe in a connection the network does not have (a ghost
 // connection kept departed servers live, held and passed on, past H), and
 // Grapevine's zombies stay within H + one refresh.

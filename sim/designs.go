@@ -24,10 +24,10 @@ var Designs = map[string]func(*core.Config){
 		c.Variant.NoCounterRecovery = true
 		c.Variant.IgnoreWithdrawals = true
 	},
-	// The seed's first proposal: a wall-clock timestamp in each
-	// announcement; receivers prune those older than a month by their own
-	// clock, a few minutes after start-up; refreshed periodically. Dialling
-	// as in Tahoe.
+	// Timestamps, the first proposal in the design discussion: a
+	// wall-clock timestamp in each announcement; receivers prune those
+	// older than a month by their own clock, a few minutes after start-up;
+	// refreshed periodically. Dialling as in Tahoe.
 	"timestamp": func(c *core.Config) {
 		c.Variant.NoDialOrder = true
 		c.Variant.RelayAll = true
@@ -35,9 +35,10 @@ var Designs = map[string]func(*core.Config){
 		c.Variant.Timestamp = true
 		c.Variant.IgnoreWithdrawals = true
 	},
-	// The seed's three rules as written: gossip only about servers you are
-	// connected to now; dial the most recently seen first; forget after a
-	// month on your clock without a connection, when connected to many.
+	// The design discussion's three rules as written: gossip only about
+	// servers you are connected to now; dial the most recently seen first;
+	// forget after a month on your clock without a connection, when
+	// connected to many.
 	"seed-rules": func(c *core.Config) {
 		c.Variant.RelayConnectedOnly = true
 		c.Variant.WallClockElapsed = true
@@ -48,8 +49,7 @@ var Designs = map[string]func(*core.Config){
 	// Grapevine's rules as built.
 	"grapevine": func(c *core.Config) {},
 	// Grapevine on hosts without a monotonic clock: the core is given the
-	// wall clock alone, as before issue #14, so every skew event reaches
-	// R5's rule within a run (the simulator otherwise gives the core a
+	// wall clock alone, so every skew event reaches R5's rule within a run (the simulator otherwise gives the core a
 	// monotonic reading as well, as time.Now gives the daemon). Not in the
 	// study (DesignNames); picked by name.
 	"grapevine-wall-clock": func(c *core.Config) { c.Variant.NoMonotonicClock = true },

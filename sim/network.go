@@ -48,7 +48,7 @@ type Host struct {
 	BytesOut  uint64
 	MsgsOut   uint64
 	RecsOut   uint64 // signed records sent (in Records messages)
-	incarnate int // bumped on every start, so stale ticks are ignored
+	incarnate int    // bumped on every start, so stale ticks are ignored
 }
 
 // Net is the simulated network and its virtual clock.
@@ -416,7 +416,7 @@ func (n *Net) connect(from, to *Host, rtt time.Duration) {
 	// may be lost, which resets the connection. The receiver, not yet told
 	// of the connection, ignores that reset; so it must then not be told of
 	// the connection either (a TCP reset before accept), or it would
-	// believe for ever that it is connected (issue #14: ghost connections).
+	// believe for ever that it is connected (a ghost connection).
 	if !from.conns[to.ID] {
 		return
 	}

@@ -32,8 +32,8 @@ func ghosts(net *sim.Net) []string {
 }
 
 // A connection reset before the receiving side has been told of it must
-// not leave the receiver believing it is connected (issue #14: ghost
-// connections). With 10% loss, the dialler's first message on a new
+// not leave the receiver believing it is connected (a ghost
+// connection). With 10% loss, the dialler's first message on a new
 // connection is often lost before the receiver hears of the connection.
 func TestNoGhostConnections(t *testing.T) {
 	net := sim.NewNet(5)

@@ -22,7 +22,7 @@ func groupsOf(t *testing.T, r *runner, when string) map[int]int {
 }
 
 // Partitions may overlap, and one may cut the grid into several groups;
-// each heals on its own (issue #14: only one partition group at a time).
+// each heals on its own.
 func TestPartitionGroups(t *testing.T) {
 	sc, err := ParseScenario("groups.yaml", []byte(`
 name: groups

@@ -16,8 +16,8 @@ import (
 var propagationN = flag.Int("propagation-n", 1000, "nodes in TestPropagationRounds (the recorded run uses 10000)")
 
 // A new record, with every node allowed to relay, reaches 99.9% of n nodes
-// within log3(n) + ln ln(n) + 3 gossip rounds, the push-pull floor plus 3
-// (anchors.md). Nodes are relays on a random graph (each dials 5 random
+// within log3(n) + ln ln(n) + 3 gossip rounds: the push-pull floor of
+// Karp et al., "Randomized Rumor Spreading" (FOCS 2000), plus 3. Nodes are relays on a random graph (each dials 5 random
 // others); one server joins and announces. A round is one hop: the digest
 // push, the fetch and the records, three one-way latencies with no jitter.
 func TestPropagationRounds(t *testing.T) {

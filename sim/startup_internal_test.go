@@ -34,7 +34,7 @@ func replay(t *testing.T, sc *Scenario, design string, at time.Duration) *runner
 // After a wipe the client knows nothing but its bootstrap nodes: start-up
 // connect is the time until it holds every live server and is connected
 // to every one, not until it is connected to those it knows (which took
-// one round trip, 0.1 s, however little it knew; issue #14).
+// one round trip, 0.1 s, however little it knew).
 func TestStartupAfterWipe(t *testing.T) {
 	sc, err := ParseScenario("wipe.yaml", []byte(`
 name: wipe

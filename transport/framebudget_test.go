@@ -11,7 +11,7 @@ import (
 	"grapevine/wire"
 )
 
-// Frame memory (issue #15, item 8b): 100 connections each send all but
+// Frame memory: 100 connections each send all but
 // the last byte of a 2 MiB frame and stall. The frame bytes held stay
 // within FrameBudget at every moment, the live heap with them, and an
 // honest peer's messages still get through.

@@ -97,7 +97,7 @@ func (at *attacker) hold(ctx context.Context, addr string, n, addrs int, slow bo
 	}
 }
 
-// Handshake starvation (issue #15, item 1): 1,000 silent connections and
+// Handshake starvation: 1,000 silent connections and
 // 1,000 that send a ClientHello a byte at a time, held (and reopened when
 // closed) from one loopback address and then from 20, while an honest
 // node from 127.0.0.1 connects 20 times. Each connection must come up

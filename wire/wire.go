@@ -19,12 +19,13 @@ const Version = 1
 const (
 	TypePing core.MsgType = 16
 	TypePong core.MsgType = 17
-	// Joining a grid (issue #6): the invitee presents the invite's secret
+	// Joining a grid (docs/grid.md): the invitee presents the invite's secret
 	// and the inviter answers with a certificate chain or a refusal.
 	TypeRedeem      core.MsgType = 18
 	TypeRedeemReply core.MsgType = 19
 	// The inviter offers (holding one use), the invitee confirms or
-	// declines; only a confirmed offer gets a certificate (issue #15).
+	// declines; only a confirmed offer gets a certificate, so a
+	// join the invitee refuses spends nothing.
 	TypeRedeemOffer   core.MsgType = 20
 	TypeRedeemConfirm core.MsgType = 21
 )
