@@ -25,9 +25,13 @@ const (
 // Value is a parsed JSON value that keeps object members in their original
 // order, so that Python's json.dumps output can be reproduced byte for byte.
 type Value struct {
-	Kind    Kind
-	Bool    bool
-	Str     string // String: the text; Number: the literal as written
+	Kind Kind
+	Bool bool
+	// String: the text, where a lone surrogate escape (\ud800) is kept as
+	// its 3-byte generalized UTF-8 form, as Python keeps it in a str; that
+	// is the only way a parsed Str can be invalid UTF-8. Number: the
+	// literal as written, or NaN, Infinity or -Infinity.
+	Str     string
 	Items   []Value
 	Members []Member
 }
@@ -75,10 +79,19 @@ func (v Value) Int64() (int64, bool) {
 	return n, err == nil
 }
 
-// Equal reports whether two values are equal as Python would compare the
-// parsed objects: member order does not matter, and numbers compare by value.
+// Equal reports whether two values are equal as Python compares the parsed
+// objects: member order does not matter, numbers compare by value (1 ==
+// 1.0, 1e400 == Infinity), true == 1 and false == 0, and NaN equals NaN
+// (json.loads returns one NaN object, and containers compare identity
+// first).
 func (v Value) Equal(w Value) bool {
 	if v.Kind != w.Kind {
+		switch {
+		case v.Kind == Bool && w.Kind == Number:
+			return numbersEqual(boolLiteral(v.Bool), w.Str)
+		case v.Kind == Number && w.Kind == Bool:
+			return numbersEqual(v.Str, boolLiteral(w.Bool))
+		}
 		return false
 	}
 	switch v.Kind {
@@ -89,15 +102,7 @@ func (v Value) Equal(w Value) bool {
 	case String:
 		return v.Str == w.Str
 	case Number:
-		if v.Str == w.Str {
-			return true
-		}
-		if a, ok := v.Int64(); ok {
-			if b, ok := w.Int64(); ok {
-				return a == b // as numberKey would, without big.Int
-			}
-		}
-		return numberKey(v.Str) == numberKey(w.Str)
+		return numbersEqual(v.Str, w.Str)
 	case Array:
 		if len(v.Items) != len(w.Items) {
 			return false
@@ -123,18 +128,111 @@ func (v Value) Equal(w Value) bool {
 	return false
 }
 
-func numberKey(lit string) string {
-	if !strings.ContainsAny(lit, ".eE") {
-		n, ok := new(big.Int).SetString(lit, 10)
-		if ok {
-			return n.String()
+func boolLiteral(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// numbersEqual compares two number literals as Python compares the int or
+// float that each one parses to.
+func numbersEqual(a, b string) bool {
+	if a == b {
+		return true
+	}
+	if x, ok := (Value{Kind: Number, Str: a}).Int64(); ok {
+		if y, ok := (Value{Kind: Number, Str: b}).Int64(); ok {
+			return x == y
 		}
 	}
-	f, err := strconv.ParseFloat(lit, 64)
-	if err != nil {
-		return lit
+	x, xInt := parseNumber(a)
+	y, yInt := parseNumber(b)
+	switch {
+	case xInt != nil && yInt != nil:
+		return xInt.Cmp(yInt) == 0
+	case xInt != nil:
+		return intEqualsFloat(xInt, y)
+	case yInt != nil:
+		return intEqualsFloat(yInt, x)
 	}
-	return pyFloat(f)
+	return x == y || math.IsNaN(x) && math.IsNaN(y)
+}
+
+// parseNumber returns the int a literal denotes, or else its float.
+func parseNumber(lit string) (float64, *big.Int) {
+	if !strings.ContainsAny(lit, ".eEIN") {
+		if n, ok := new(big.Int).SetString(lit, 10); ok {
+			return 0, n
+		}
+	}
+	f, _ := parseFloat(lit)
+	return f, nil
+}
+
+// parseFloat returns the float64 nearest a number literal, as Python's
+// float() does; overflow gives ±Inf. strconv.ParseFloat misreads literals
+// with more than 800 digits before the point (it places the point among
+// the 800 digits it keeps) and exponents of six digits or more (it stops
+// reading them at 10000), so a long literal is rewritten as 0.DIGITS e E
+// first, without the digits' outer zeros and with E within ±400.
+func parseFloat(lit string) (float64, error) {
+	f, err := strconv.ParseFloat(shortFloat(lit), 64)
+	if err != nil && math.IsInf(f, 0) {
+		err = nil
+	}
+	return f, err
+}
+
+// shortFloat rewrites a long number literal for parseFloat.
+func shortFloat(lit string) string {
+	if len(lit) < 400 {
+		return lit // under 800 digits; an exponent past 10000 gives 0 or Inf
+	}
+	sign, s := "", lit
+	if s[0] == '-' {
+		sign, s = "-", s[1:]
+	}
+	mant, exp := s, 0
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		mant = s[:i]
+		e, neg := s[i+1:], false
+		if e != "" && (e[0] == '+' || e[0] == '-') {
+			e, neg = e[1:], e[0] == '-'
+		}
+		for _, c := range []byte(e) {
+			if c < '0' || c > '9' {
+				return lit // not a literal: ParseFloat says so
+			}
+			if exp < 1e9 {
+				exp = exp*10 + int(c-'0')
+			}
+		}
+		if neg {
+			exp = -exp
+		}
+	}
+	intPart, frac, _ := strings.Cut(mant, ".")
+	digits := strings.TrimLeft(intPart+frac, "0")
+	point := len(intPart) - (len(intPart) + len(frac) - len(digits))
+	digits = strings.TrimRight(digits, "0")
+	switch e := point + exp; {
+	case digits == "" || e < -400:
+		return sign + "0"
+	case e > 400:
+		return sign + "Inf"
+	default:
+		return sign + "0." + digits + "e" + strconv.Itoa(e)
+	}
+}
+
+// intEqualsFloat is Python's exact int == float.
+func intEqualsFloat(n *big.Int, f float64) bool {
+	if math.IsInf(f, 0) || math.IsNaN(f) || f != math.Trunc(f) {
+		return false
+	}
+	m, _ := big.NewFloat(f).Int(nil)
+	return m.Cmp(n) == 0
 }
 
 // EncodePython returns the bytes Python's json.dumps(v) produces with its
@@ -184,13 +282,13 @@ func appendPython(b []byte, v Value) []byte {
 
 // pyNumber renders a JSON number literal as Python prints the parsed value.
 func pyNumber(lit string) string {
-	if !strings.ContainsAny(lit, ".eE") {
+	if !strings.ContainsAny(lit, ".eEIN") {
 		if n, ok := new(big.Int).SetString(lit, 10); ok {
 			return n.String()
 		}
 	}
-	f, err := strconv.ParseFloat(lit, 64)
-	if err != nil && !math.IsInf(f, 0) {
+	f, err := parseFloat(lit)
+	if err != nil {
 		return lit
 	}
 	return pyFloat(f)
@@ -222,7 +320,9 @@ const hexDigits = "0123456789abcdef"
 
 func appendPyString(b []byte, s string) []byte {
 	b = append(b, '"')
-	for _, r := range s {
+	for i := 0; i < len(s); {
+		r, n := decodeRune(s[i:])
+		i += n
 		switch {
 		case r == '"':
 			b = append(b, '\\', '"')
@@ -250,6 +350,20 @@ func appendPyString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
+// decodeRune is utf8.DecodeRuneInString that also decodes the 3-byte form
+// of a surrogate, in which the parser keeps a lone \ud800 escape.
+func decodeRune(s string) (rune, int) {
+	if len(s) >= 3 && s[0] == 0xed && s[1]&0xe0 == 0xa0 && s[2]&0xc0 == 0x80 {
+		return 0xd000 | rune(s[1]&0x3f)<<6 | rune(s[2]&0x3f), 3
+	}
+	return utf8.DecodeRuneInString(s)
+}
+
+// appendSurrogate appends the 3-byte form of surrogate r (see decodeRune).
+func appendSurrogate(b []byte, r rune) []byte {
+	return append(b, 0xed, 0x80|byte(r>>6&0x3f), 0x80|byte(r&0x3f))
+}
+
 func appendU(b []byte, r rune) []byte {
 	return append(b, '\\', 'u', hexDigits[r>>12&0xf], hexDigits[r>>8&0xf], hexDigits[r>>4&0xf], hexDigits[r&0xf])
 }
@@ -262,11 +376,20 @@ type SyntaxError struct {
 
 func (e *SyntaxError) Error() string { return fmt.Sprintf("%s at byte %d", e.Msg, e.Offset) }
 
-// MaxDepth bounds the nesting of parsed JSON.
+// MaxDepth bounds the nesting of parsed JSON: a value inside more than
+// MaxDepth arrays and objects is refused. Python's json.loads nests far
+// deeper (docs/security.md, Parsers, says why that cannot matter).
 const MaxDepth = 32
 
-// ParseJSON parses one strict RFC 8259 JSON value. Object keys must be
-// unique: a signed message with two values for one key is ambiguous.
+// maxIntDigits is Python's default int_max_str_digits: json.loads raises
+// ValueError for an integer literal with more digits.
+const maxIntDigits = 4300
+
+// ParseJSON parses data as Tahoe does, json.loads(data.decode("utf-8")):
+// strict UTF-8, no BOM; NaN, Infinity and -Infinity are numbers; a
+// duplicate key keeps the first one's place and the last one's value; a
+// lone surrogate escape is kept (see Value.Str). It differs only in
+// refusing nesting beyond MaxDepth.
 func ParseJSON(data []byte) (Value, error) {
 	return parseJSON(string(data))
 }
@@ -322,6 +445,7 @@ func (p *parser) value(depth int) (Value, error) {
 	if p.pos >= len(p.data) {
 		return Value{}, p.fail("unexpected end of input")
 	}
+	start := p.pos
 	switch c := p.data[p.pos]; {
 	case c == '{':
 		return p.object(depth)
@@ -330,6 +454,9 @@ func (p *parser) value(depth int) (Value, error) {
 	case c == '"':
 		s, err := p.str()
 		return Value{Kind: String, Str: s}, err
+	case p.literal("NaN"), p.literal("Infinity"), p.literal("-Infinity"):
+		// Python's json.loads reads these as floats.
+		return Value{Kind: Number, Str: p.data[start:p.pos]}, nil
 	case c == '-' || (c >= '0' && c <= '9'):
 		return p.number()
 	case p.literal("true"):
@@ -359,20 +486,15 @@ func (p *parser) object(depth int) (Value, error) {
 		return v, nil
 	}
 	base := len(p.members)
+	var index map[string]int // positions of keys, once the object is long
 	for {
 		p.skipSpace()
 		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
 			return Value{}, p.fail("expected object key")
 		}
-		keyAt := p.pos
 		k, err := p.str()
 		if err != nil {
 			return Value{}, err
-		}
-		for i := base; i < len(p.members); i++ {
-			if p.members[i].Key == k {
-				return Value{}, &SyntaxError{Offset: keyAt, Msg: fmt.Sprintf("duplicate key %q", k)}
-			}
 		}
 		p.skipSpace()
 		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
@@ -384,7 +506,13 @@ func (p *parser) object(depth int) (Value, error) {
 		if err != nil {
 			return Value{}, err
 		}
-		p.members = append(p.members, Member{k, val})
+		// A repeated key keeps its first place and takes the last value,
+		// as in the dict Python builds.
+		if i := p.lookup(base, k, &index); i >= 0 {
+			p.members[i].Value = val
+		} else {
+			p.members = append(p.members, Member{k, val})
+		}
 		p.skipSpace()
 		if p.pos >= len(p.data) {
 			return Value{}, p.fail("unexpected end of input in object")
@@ -401,6 +529,32 @@ func (p *parser) object(depth int) (Value, error) {
 			return Value{}, p.fail("expected ',' or '}'")
 		}
 	}
+}
+
+// lookup returns the position in p.members of key k of the object whose
+// members start at base, or -1. Past 16 members it keeps an index, so that
+// a long object costs linear time, not quadratic.
+func (p *parser) lookup(base int, k string, index *map[string]int) int {
+	ms := p.members[base:]
+	if *index == nil && len(ms) <= 16 {
+		for i := range ms {
+			if ms[i].Key == k {
+				return base + i
+			}
+		}
+		return -1
+	}
+	if *index == nil {
+		*index = make(map[string]int, 2*len(ms))
+		for i := range ms {
+			(*index)[ms[i].Key] = base + i
+		}
+	}
+	if i, ok := (*index)[k]; ok {
+		return i
+	}
+	(*index)[k] = len(p.members) // where the caller appends it
+	return -1
 }
 
 func (p *parser) array(depth int) (Value, error) {
@@ -451,16 +605,19 @@ func (p *parser) number() (Value, error) {
 		return n
 	}
 	intStart := p.pos
-	if n := digits(); n == 0 {
+	n := digits()
+	if n == 0 {
 		return Value{}, p.fail("invalid number")
 	} else if n > 1 && p.data[intStart] == '0' {
 		return Value{}, &SyntaxError{Offset: intStart, Msg: "number with leading zero"}
 	}
+	isInt := true
 	if p.pos < len(p.data) && p.data[p.pos] == '.' {
 		p.pos++
 		if digits() == 0 {
 			return Value{}, p.fail("invalid number")
 		}
+		isInt = false
 	}
 	if p.pos < len(p.data) && (p.data[p.pos] == 'e' || p.data[p.pos] == 'E') {
 		p.pos++
@@ -470,9 +627,10 @@ func (p *parser) number() (Value, error) {
 		if digits() == 0 {
 			return Value{}, p.fail("invalid number")
 		}
+		isInt = false
 	}
-	if p.pos-start > 400 {
-		return Value{}, &SyntaxError{Offset: start, Msg: "number too long"}
+	if isInt && n > maxIntDigits {
+		return Value{}, &SyntaxError{Offset: start, Msg: "integer too long"}
 	}
 	return Value{Kind: Number, Str: p.data[start:p.pos]}, nil
 }
@@ -490,93 +648,88 @@ var strStop = func() (t [256]bool) {
 func (p *parser) str() (string, error) {
 	p.pos++ // opening quote
 	start := p.pos
-	// Fast path: no escapes.
-	i, data := p.pos, p.data
-	for i < len(data) && !strStop[data[i]] {
-		i++
-	}
-	p.pos = i
-	if i < len(data) {
-		switch c := data[i]; {
-		case c == '"':
-			s := data[start:i]
-			if !utf8.ValidString(s) {
-				return "", &SyntaxError{Offset: start, Msg: "invalid UTF-8 in string"}
-			}
-			p.pos++
-			return s, nil
-		case c < 0x20:
-			return "", p.fail("control character in string")
-		}
-	}
-	var sb strings.Builder
-	sb.WriteString(p.data[start:p.pos])
+	var buf []byte // the text so far, once an escape was seen
 	for {
-		if p.pos >= len(p.data) {
+		i, data := p.pos, p.data
+		for i < len(data) && !strStop[data[i]] {
+			i++
+		}
+		if i >= len(data) {
+			p.pos = i
 			return "", p.fail("unterminated string")
 		}
-		c := p.data[p.pos]
-		switch {
+		switch c := data[i]; {
 		case c == '"':
-			p.pos++
-			s := sb.String()
-			if !utf8.ValidString(s) {
+			// Escapes are ASCII, so the raw text is valid UTF-8 exactly
+			// when what Python decodes it from is.
+			if !utf8.ValidString(data[start:i]) {
 				return "", &SyntaxError{Offset: start, Msg: "invalid UTF-8 in string"}
 			}
-			return s, nil
+			run := data[p.pos:i]
+			p.pos = i + 1
+			if buf == nil {
+				return run, nil // no escapes: no copy
+			}
+			return string(append(buf, run...)), nil
 		case c < 0x20:
+			p.pos = i
 			return "", p.fail("control character in string")
-		case c != '\\':
-			sb.WriteByte(c)
-			p.pos++
-			continue
 		}
-		p.pos++
-		if p.pos >= len(p.data) {
-			return "", p.fail("unterminated escape")
-		}
-		e := p.data[p.pos]
-		p.pos++
-		switch e {
-		case '"', '\\', '/':
-			sb.WriteByte(e)
-		case 'b':
-			sb.WriteByte('\b')
-		case 'f':
-			sb.WriteByte('\f')
-		case 'n':
-			sb.WriteByte('\n')
-		case 'r':
-			sb.WriteByte('\r')
-		case 't':
-			sb.WriteByte('\t')
-		case 'u':
-			r, err := p.hex4()
-			if err != nil {
-				return "", err
-			}
-			if utf16.IsSurrogate(r) {
-				r2 := rune(-1)
-				if p.pos+1 < len(p.data) && p.data[p.pos] == '\\' && p.data[p.pos+1] == 'u' {
-					save := p.pos
-					p.pos += 2
-					if r2, err = p.hex4(); err != nil {
-						return "", err
-					}
-					if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
-						sb.WriteRune(d)
-						continue
-					}
-					p.pos = save
-				}
-				sb.WriteRune(utf8.RuneError) // lone surrogate
-				continue
-			}
-			sb.WriteRune(r)
-		default:
-			return "", &SyntaxError{Offset: p.pos - 1, Msg: "invalid escape"}
+		buf = append(buf, data[p.pos:i]...)
+		p.pos = i + 1 // past the backslash
+		var err error
+		if buf, err = p.escape(buf); err != nil {
+			return "", err
 		}
 	}
+}
+
+// escape appends the character of the escape after a backslash.
+func (p *parser) escape(buf []byte) ([]byte, error) {
+	if p.pos >= len(p.data) {
+		return nil, p.fail("unterminated escape")
+	}
+	e := p.data[p.pos]
+	p.pos++
+	switch e {
+	case '"', '\\', '/':
+		return append(buf, e), nil
+	case 'b':
+		return append(buf, '\b'), nil
+	case 'f':
+		return append(buf, '\f'), nil
+	case 'n':
+		return append(buf, '\n'), nil
+	case 'r':
+		return append(buf, '\r'), nil
+	case 't':
+		return append(buf, '\t'), nil
+	case 'u':
+	default:
+		return nil, &SyntaxError{Offset: p.pos - 1, Msg: "invalid escape"}
+	}
+	r, err := p.hex4()
+	if err != nil {
+		return nil, err
+	}
+	if !utf16.IsSurrogate(r) {
+		return utf8.AppendRune(buf, r), nil
+	}
+	// As Python does: a high surrogate followed by a low one's escape is
+	// one character; any other surrogate stays alone.
+	if r < 0xdc00 && strings.HasPrefix(p.data[p.pos:], "\\u") {
+		save := p.pos
+		p.pos += 2
+		r2, err := p.hex4()
+		if err != nil {
+			return nil, err
+		}
+		if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
+			return utf8.AppendRune(buf, d), nil
+		}
+		p.pos = save
+	}
+	return appendSurrogate(buf, r), nil
 }
 
 func (p *parser) hex4() (rune, error) {

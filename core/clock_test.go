@@ -29,7 +29,7 @@ func TestClockFlutter(t *testing.T) {
 	}
 	problems := clockFlutter(t, 0)
 	if len(problems) == 0 {
-		t.Fatal("without the setback memory (the rule before issue #14) the run passes: the test does not test it")
+		t.Fatal("without the setback memory (SetbackMemory 0) the run passes: the test does not test it")
 	}
 	t.Logf("without the setback memory, as it should: %v", problems)
 }

@@ -22,7 +22,7 @@ type Config struct {
 	// they do not count; so a clock stepped back and forth by up to this
 	// much counts the real time between (ticks always count, the measure
 	// never stalls), and one set back further counts each return as at
-	// most MaxTickGap. 0 is the rule before issue #14: a step back counts
+	// most MaxTickGap. 0 turns the memory off: a step back counts
 	// 0 and is forgotten, and every forward step counts up to MaxTickGap.
 	// Default 24 h.
 	SetbackMemory time.Duration
@@ -139,7 +139,7 @@ type Config struct {
 	Verify func(announce.Signed) (*announce.Announcement, error) `json:"-"`
 
 	// Membership, if set, admits only members' records (a closed grid,
-	// issue #6). Nil is an open grid.
+	// docs/grid.md). Nil is an open grid.
 	Membership Membership `json:"-"`
 
 	// Variant switches rules off or swaps them for the alternatives the

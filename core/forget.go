@@ -51,6 +51,12 @@ func (n *Node) ConnectedServers() int {
 	return c
 }
 
+// Reasons of the tombstones R4 and the operator leave.
+const (
+	reasonHorizon  = "gone"
+	reasonOperator = "operator"
+)
+
 func (n *Node) forget() {
 	if n.cfg.Variant.Timestamp {
 		n.forgetByTimestamp()
@@ -96,7 +102,7 @@ func (n *Node) forget() {
 				n.store.Delete(k)
 				continue
 			}
-			n.store.Forget(k, "gone")
+			n.store.Forget(k, reasonHorizon)
 			n.tombs[k] = &tombMeta{atE: n.elapsed, atWall: n.wall, hash: hashOf(a.Signed)}
 		}
 		n.trimTombstones()
@@ -120,7 +126,7 @@ func (n *Node) forgetNow(id announce.NodeID) {
 		seq = max(seq, a.Seqnum)
 		k := records.Key{Service: a.ServiceName, ID: a.ID}
 		n.dropMeta(k)
-		n.store.Forget(k, "operator")
+		n.store.Forget(k, reasonOperator)
 		n.tombs[k] = &tombMeta{atE: n.elapsed, atWall: n.wall, hash: hashOf(a.Signed)}
 	}
 	n.trimTombstones()
@@ -176,39 +182,52 @@ func (n *Node) expireTombstones() {
 	}
 }
 
-func (n *Node) dropTombstone(k records.Key, why string) {
+func (n *Node) dropTombstone(k records.Key, why string, fs ...Fact) {
 	n.store.DropTombstone(k)
 	delete(n.tombs, k)
 	n.unindex(k)
-	n.emit(Event{Kind: EvTombstoneExpired, Peer: k.ID, Service: k.Service, Reason: why})
+	n.emit(Event{Kind: EvTombstoneExpired, Peer: k.ID, Service: k.Service, Reason: why, Facts: fs})
 	n.ready.StateChanged = true
 	n.gcPeer(k.ID)
 }
 
-// trimTombstones keeps at most MaxTombstones, dropping the oldest.
-func (n *Node) trimTombstones() {
-	extra := len(n.tombs) - n.cfg.MaxTombstones
-	if extra <= 0 {
-		return
-	}
-	type aged struct {
-		k  records.Key
-		at time.Duration
-	}
-	var all []aged
-	for k, tm := range n.tombs {
-		all = append(all, aged{k, tm.atE})
-	}
-	slices.SortFunc(all, func(a, b aged) int {
-		if c := cmp.Compare(a.at, b.at); c != 0 {
-			return c
-		}
-		if keyLess(a.k, b.k) {
-			return -1
-		}
+// tombRank orders tombstones for eviction (R6), cheapest to lose first:
+// a withdrawal of a key never held here (anyone can sign those for fresh
+// keys), a withdrawal of a held one (its records had to pass the record
+// caps first), a membership one (the revocation, kept for ever, refuses
+// the records anyway), a horizon one (a replay would be held for up to H
+// before R4 forgets it again), an operator's (nothing would redo it).
+func tombRank(reason string) int {
+	switch reason {
+	case records.TombWithdrawnUnheld:
+		return 0
+	case records.TombWithdrawn:
 		return 1
-	})
-	for _, x := range all[:extra] {
-		n.dropTombstone(x.k, "table-full")
+	case reasonHorizon:
+		return 3
+	case reasonOperator:
+		return 4
+	}
+	return 2 // membership: revoked, not-member, ...
+}
+
+// trimTombstones keeps at most MaxTombstones, dropping the lowest rank
+// first (tombRank), the oldest first within a rank. An operator's, horizon
+// or membership tombstone goes only when no withdrawal's is left.
+func (n *Node) trimTombstones() {
+	for len(n.tombs) > n.cfg.MaxTombstones {
+		var victim records.Key
+		var vRank int
+		var vAt time.Duration
+		found := false
+		for k, tm := range n.tombs {
+			t, _ := n.store.Tombstone(k)
+			r := tombRank(t.Reason)
+			if !found || r < vRank || (r == vRank && (tm.atE < vAt || (tm.atE == vAt && keyLess(k, victim)))) {
+				victim, vRank, vAt, found = k, r, tm.atE, true
+			}
+		}
+		t, _ := n.store.Tombstone(victim)
+		n.dropTombstone(victim, "table-full", facts("was", t.Reason, "age", (n.elapsed-vAt).Round(time.Second), "cap", n.cfg.MaxTombstones)...)
 	}
 }

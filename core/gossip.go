@@ -71,7 +71,7 @@ func (n *Node) item(k records.Key, to announce.NodeID) (Item, bool) {
 	}
 	if t, ok := n.store.Tombstone(k); ok {
 		tm := n.tombs[k]
-		if tm == nil || !tm.fresh || n.elapsed-tm.freshE >= n.cfg.LivenessWindow || t.Reason != "withdrawn" {
+		if tm == nil || !tm.fresh || n.elapsed-tm.freshE >= n.cfg.LivenessWindow || t.Reason != records.TombWithdrawn {
 			return Item{}, false
 		}
 		return Item{Service: k.Service, ID: k.ID, Seqnum: t.Seqnum, Hash: tm.hash}, true
@@ -232,7 +232,7 @@ func (n *Node) noteTombstoned(it Item, from announce.NodeID) {
 	if !ok || tm == nil || tm.refused >= it.Seqnum+1 {
 		return
 	}
-	if t.HasSeqnum && it.Seqnum == t.Seqnum && tm.hash == it.Hash && t.Reason == "withdrawn" {
+	if t.HasSeqnum && it.Seqnum == t.Seqnum && tm.hash == it.Hash && records.IsWithdrawal(t.Reason) {
 		return // the same withdrawal, passed on
 	}
 	tm.refused = it.Seqnum + 1
@@ -311,6 +311,12 @@ func (n *Node) admit(s announce.Signed, from announce.NodeID) {
 	if f, ok := n.fetching[k]; ok && f.from == from {
 		delete(n.fetching, k)
 	}
+	// Before makeRoom: a record refused anyway must not evict another.
+	if err := records.CheckSeqnum(a); err != nil {
+		n.emit(Event{Kind: EvRejected, Peer: a.ID, Service: a.ServiceName, Reason: string(records.ReasonBadSeqnum),
+			Facts: facts("why", a.SeqnumProblem, "from", from.Short())})
+		return
+	}
 	if a.ID == n.id {
 		n.observeOwn(a, from)
 		return
@@ -380,13 +386,23 @@ func (n *Node) applyAdmitted(res records.Result, from announce.NodeID) {
 	switch res.Outcome {
 	case records.Withdrawn:
 		p.Withdrawn = true
-		tm := &tombMeta{atE: n.elapsed, atWall: n.wall, fresh: true, freshE: n.elapsed, hash: hashOf(a.Signed)}
+		tm := &tombMeta{atE: n.elapsed, atWall: n.wall, hash: hashOf(a.Signed)}
 		n.tombs[k] = tm
-		tm.ver = n.index(k)
-		n.trimTombstones()
-		if k.ID != n.id {
-			n.emit(Event{Kind: EvWithdrawn, Peer: k.ID, Service: k.Service, Reason: "announced", Facts: facts("seqnum", a.Seqnum, "from", from.Short())})
+		// Only the withdrawal of a key held here is passed on (for W): one
+		// of a key never held costs its signer nothing (R6).
+		why := "not-held"
+		if t, _ := n.store.Tombstone(k); t.Reason == records.TombWithdrawn {
+			why = "announced"
+			tm.fresh, tm.freshE = true, n.elapsed
+			tm.ver = n.index(k)
+		} else {
+			n.unindex(k)
 		}
+		if k.ID != n.id {
+			n.emit(Event{Kind: EvWithdrawn, Peer: k.ID, Service: k.Service, Reason: why,
+				Facts: facts("seqnum", a.Seqnum, "from", from.Short(), "passed_on", tm.fresh)})
+		}
+		n.trimTombstones()
 		if p.dialing {
 			n.endDial(p)
 			n.ready.CancelDials = append(n.ready.CancelDials, k.ID)

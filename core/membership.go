@@ -1,6 +1,6 @@
 package core
 
-// Membership (issue #6): in a closed grid only members' records are held.
+// Membership (docs/grid.md): in a closed grid only members' records are held.
 
 import (
 	"grapevine/announce"

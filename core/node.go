@@ -424,8 +424,8 @@ func (n *Node) advance(now time.Time, mono time.Duration, monoOK, tick bool) {
 // it does, the part of a forward step beyond room pays that back first.
 // So a clock stepped back and forth counts the real time between, not
 // more, and ticks always count, so the measure never stalls either.
-// SetbackMemory 0 is the rule before issue #14: a step back counts 0
-// and is forgotten.
+// SetbackMemory 0 turns the memory off: a step back counts 0 and is
+// forgotten.
 func (n *Node) count(d time.Duration) time.Duration {
 	gap, memory := n.cfg.MaxTickGap, n.cfg.SetbackMemory
 	room := max(0, n.cfg.TickInterval-(n.elapsed-n.lastTickE))

@@ -83,6 +83,9 @@ func (n *Node) restore(st State) error {
 			}
 		}
 		res, err := n.store.AdmitVerified(a)
+		if re, ok := err.(*records.RejectError); ok { // bad-seqnum: held before the rule
+			n.emit(Event{Kind: EvRejected, Peer: a.ID, Service: a.ServiceName, Reason: string(re.Reason), Facts: facts("from", "peer book", "why", re.Detail)})
+		}
 		if err != nil || !res.Outcome.Changed() {
 			continue
 		}

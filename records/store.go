@@ -8,16 +8,18 @@
 //     and is recognised without a signature check.
 //   - Anything else is verified (signature over the raw bytes, then parsed).
 //   - A record whose parsed content equals the held one is a duplicate.
-//   - When a record with an integer seqnum is held, a new one must carry an
-//     integer seqnum strictly greater to replace it. An equal seqnum with
-//     different content is a conflict (a possible replay); a lower one is
-//     stale.
-//   - A held record without a seqnum (old Tahoe) is replaced by any other.
+//   - A record without a valid seqnum (a JSON integer in int64) is refused
+//     (bad-seqnum): a tombstone could not refuse its replay.
+//   - When a record is held, a new one must carry a seqnum strictly greater
+//     to replace it. An equal seqnum with different content is a conflict
+//     (a possible replay); a lower one is stale.
 //   - A forgotten key leaves a tombstone with its last seqnum and signed
 //     record: records at or below that seqnum are refused, a higher one
 //     revives the key.
 //   - A record that says it is withdrawn replaces the held one as a
-//     tombstone at once.
+//     tombstone at once. A withdrawal of a key not held here (nor once held:
+//     no tombstone but an unheld withdrawal's) leaves a WithdrawnUnheld
+//     tombstone, which the core does not pass on and evicts first.
 package records
 
 import (
@@ -60,7 +62,7 @@ type Reason string
 const (
 	ReasonStale      Reason = "stale"      // lower seqnum than the held record
 	ReasonConflict   Reason = "conflict"   // same seqnum, different content
-	ReasonBadSeqnum  Reason = "bad-seqnum" // missing or not an integer while one is held
+	ReasonBadSeqnum  Reason = "bad-seqnum" // missing, not an integer, or outside int64
 	ReasonTombstoned Reason = "tombstoned" // not above the tombstone's seqnum
 )
 
@@ -81,7 +83,7 @@ func (e *RejectError) Error() string {
 	case ReasonConflict:
 		return fmt.Sprintf("conflicting record for %s: seqnum %d is held with different content (possible replay)", e.Key, e.Got)
 	case ReasonBadSeqnum:
-		return fmt.Sprintf("record for %s has a bad seqnum (%s) while seqnum %d is held", e.Key, e.Detail, e.Held)
+		return fmt.Sprintf("record for %s has no valid seqnum (%s)", e.Key, e.Detail)
 	case ReasonTombstoned:
 		return fmt.Sprintf("record for %s is tombstoned: seqnum %d is not above the forgotten %d", e.Key, e.Got, e.Held)
 	}
@@ -101,6 +103,33 @@ var (
 	ErrBadSeqnum  = &RejectError{Reason: ReasonBadSeqnum}
 	ErrTombstoned = &RejectError{Reason: ReasonTombstoned}
 )
+
+// Tombstone reasons the store gives withdrawals. Others (why a key was
+// forgotten) are the caller's.
+const (
+	TombWithdrawn = "withdrawn" // the owner withdrew a record held (or once held) here
+	// TombWithdrawnUnheld: a withdrawal of a key never held here. It still
+	// refuses older records of the key, but costs nothing to make, so it is
+	// not passed on and goes first when the table is full.
+	TombWithdrawnUnheld = "withdrawn-unheld"
+)
+
+// IsWithdrawal reports whether a tombstone reason is a withdrawal's.
+func IsWithdrawal(reason string) bool {
+	return reason == TombWithdrawn || reason == TombWithdrawnUnheld
+}
+
+// CheckSeqnum refuses a record without a valid seqnum: a JSON integer
+// literal in int64. Tahoe takes any Python int (bool too, and integers
+// beyond 64 bits) but never replaces a seqnum'd record with one lacking it;
+// the store refuses such records outright, since a tombstone could not
+// refuse their replay.
+func CheckSeqnum(a *announce.Announcement) error {
+	if a.HasSeqnum {
+		return nil
+	}
+	return &RejectError{Reason: ReasonBadSeqnum, Key: Key{a.ServiceName, a.ID}, Detail: a.SeqnumProblem}
+}
 
 // Tombstone remembers a forgotten or withdrawn key. Last is the newest
 // signed record seen for it, so the key's owner can be shown it and jump
@@ -165,34 +194,34 @@ func (s *Store) Admit(rec announce.Signed) (Result, error) {
 // AdmitVerified applies the replacement rules to an already verified record.
 func (s *Store) AdmitVerified(a *announce.Announcement) (Result, error) {
 	k := Key{a.ServiceName, a.ID}
+	if err := CheckSeqnum(a); err != nil {
+		return Result{}, err
+	}
 	if held, ok := s.held[k]; ok {
 		if held.Body.Equal(a.Body) {
 			return Result{Outcome: Duplicate, Key: k, Ann: held}, nil
 		}
-		if held.HasSeqnum {
-			switch {
-			case !a.HasSeqnum:
-				return Result{}, &RejectError{Reason: ReasonBadSeqnum, Key: k, Held: held.Seqnum, Detail: a.SeqnumProblem}
-			case a.Seqnum == held.Seqnum:
-				return Result{}, &RejectError{Reason: ReasonConflict, Key: k, Held: held.Seqnum, Got: a.Seqnum}
-			case a.Seqnum < held.Seqnum:
-				return Result{}, &RejectError{Reason: ReasonStale, Key: k, Held: held.Seqnum, Got: a.Seqnum}
-			}
+		switch { // held records have a seqnum (CheckSeqnum)
+		case a.Seqnum == held.Seqnum:
+			return Result{}, &RejectError{Reason: ReasonConflict, Key: k, Held: held.Seqnum, Got: a.Seqnum}
+		case a.Seqnum < held.Seqnum:
+			return Result{}, &RejectError{Reason: ReasonStale, Key: k, Held: held.Seqnum, Got: a.Seqnum}
 		}
 		s.remove(held)
 		if a.Withdrawn() {
-			s.tombstone(a, "withdrawn")
+			s.tombstone(a, TombWithdrawn)
 			return Result{Outcome: Withdrawn, Key: k, Ann: a, Prev: held}, nil
 		}
 		s.put(k, a)
 		return Result{Outcome: Replaced, Key: k, Ann: a, Prev: held}, nil
 	}
 	out := Added
+	withdrawal := TombWithdrawnUnheld
 	if t, ok := s.tombs[k]; ok {
+		if t.Reason != TombWithdrawnUnheld {
+			withdrawal = TombWithdrawn // the key was held here once
+		}
 		if t.HasSeqnum {
-			if !a.HasSeqnum {
-				return Result{}, &RejectError{Reason: ReasonBadSeqnum, Key: k, Held: t.Seqnum, Detail: a.SeqnumProblem}
-			}
 			if a.Seqnum <= t.Seqnum {
 				if a.Withdrawn() && t.Last == a.Signed {
 					return Result{Outcome: Duplicate, Key: k, Ann: a}, nil
@@ -203,7 +232,7 @@ func (s *Store) AdmitVerified(a *announce.Announcement) (Result, error) {
 		out = Revived
 	}
 	if a.Withdrawn() {
-		s.tombstone(a, "withdrawn")
+		s.tombstone(a, withdrawal)
 		return Result{Outcome: Withdrawn, Key: k, Ann: a}, nil
 	}
 	delete(s.tombs, k)

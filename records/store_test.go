@@ -1,6 +1,7 @@
 package records_test
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"testing"
 
@@ -69,21 +70,35 @@ func TestReplacementRules(t *testing.T) {
 	}
 }
 
+// signRaw signs msg as it is, so the seqnum's spelling is exactly the test's.
+func signRaw(key announce.PrivateKey, msg string) announce.Signed {
+	sig := ed25519.Sign(ed25519.NewKeyFromSeed(key.Seed()), []byte(msg))
+	return announce.Signed{Msg: msg, Sig: announce.V0Prefix + announce.EncodeBase32(sig), Key: string(key.ID())}
+}
+
+// A record without a valid seqnum (an integer in int64) is refused whether
+// or not anything is held, so no tombstone is ever made that blocks nothing.
 func TestSeqnumMissingOrInvalid(t *testing.T) {
 	k := keyN(t, 2)
-	noSeq := announce.Obj(announce.Member{Key: "service-name", Value: announce.Str("storage")})
-	floatSeq := announce.Obj(
-		announce.Member{Key: "service-name", Value: announce.Str("storage")},
-		announce.Member{Key: "seqnum", Value: announce.Value{Kind: announce.Number, Str: "7.5"}},
-	)
-	s := records.New()
-	mustAdmit(t, s, announce.Sign(k, noSeq), records.Added)
-	mustAdmit(t, s, rec(k, 1, "x"), records.Replaced) // a held record without seqnum yields to anything
-	mustReject(t, s, announce.Sign(k, noSeq), records.ErrBadSeqnum)
-	_, err := s.Admit(announce.Sign(k, floatSeq))
-	var re *records.RejectError
-	if !errors.As(err, &re) || re.Reason != records.ReasonBadSeqnum || re.Detail == "" {
-		t.Fatalf("float seqnum: %v", err)
+	body := func(seq string) string {
+		if seq == "" {
+			return `{"service-name": "storage"}`
+		}
+		return `{"service-name": "storage", "seqnum": ` + seq + `}`
+	}
+	for _, seq := range []string{"", "1.0", "1e2", "7.5", "9223372036854775808", "-9223372036854775809", "true", `"3"`, "null"} {
+		s := records.New()
+		_, err := s.Admit(signRaw(k, body(seq)))
+		var re *records.RejectError
+		if !errors.As(err, &re) || re.Reason != records.ReasonBadSeqnum || re.Detail == "" || s.Len() != 0 {
+			t.Fatalf("seqnum %q, nothing held: %v", seq, err)
+		}
+		mustAdmit(t, s, rec(k, 1, "x"), records.Added)
+		mustReject(t, s, signRaw(k, body(seq)), records.ErrBadSeqnum)
+	}
+	// Valid: any integer literal in int64, negative ones too (Tahoe's int).
+	for _, seq := range []string{"0", "-1", "-0", "9223372036854775807"} {
+		mustAdmit(t, records.New(), signRaw(k, body(seq)), records.Added)
 	}
 }
 
@@ -125,10 +140,23 @@ func TestWithdrawal(t *testing.T) {
 	mustReject(t, s, rec(k, 1, "a"), records.ErrTombstoned)
 	mustAdmit(t, s, rec(k, 3, "back"), records.Revived)
 
-	// A withdrawal of a key never held still tombstones it.
+	// A withdrawal of a key never held still tombstones it, as unheld
+	// (not passed on, evicted first), and stays so when withdrawn again.
 	k2 := keyN(t, 5)
+	key2 := records.Key{"storage", k2.ID()}
 	mustAdmit(t, s, withdrawal(k2, 9), records.Withdrawn)
 	mustReject(t, s, rec(k2, 8, "late"), records.ErrTombstoned)
+	mustAdmit(t, s, withdrawal(k2, 10), records.Withdrawn)
+	if ts, _ := s.Tombstone(key2); ts.Reason != records.TombWithdrawnUnheld || ts.Seqnum != 10 {
+		t.Fatalf("unheld withdrawal: tombstone %+v", ts)
+	}
+	// A key held once (forgotten since) is withdrawn as held.
+	mustAdmit(t, s, rec(k2, 11, "back"), records.Revived)
+	s.Forget(key2, "operator")
+	mustAdmit(t, s, withdrawal(k2, 12), records.Withdrawn)
+	if ts, _ := s.Tombstone(key2); ts.Reason != records.TombWithdrawn {
+		t.Fatalf("withdrawal after a forget: tombstone %+v", ts)
+	}
 }
 
 func TestDuplicateNeedsNoSignatureCheck(t *testing.T) {

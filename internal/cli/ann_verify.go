@@ -62,11 +62,17 @@ func runAnnVerify(env *Env, args []string) int {
 	if err != nil {
 		return invalid("%v", err)
 	}
+	body := announce.EncodePython(a.Body)
 	var out bytes.Buffer
-	if err := json.Indent(&out, announce.EncodePython(a.Body), "", "  "); err != nil {
-		return fail(env, c, err)
+	if err := json.Indent(&out, body, "", "  "); err != nil {
+		// NaN and Infinity are Python's JSON, not Go's: print it as Python would.
+		out.Reset()
+		out.Write(body)
 	}
 	fmt.Fprintf(env.Stdout, "%s\n", out.Bytes())
+	if !a.HasSeqnum { // it verifies, but no node would hold it (records.CheckSeqnum)
+		fmt.Fprintf(env.Stderr, "note: no valid seqnum (%s); nodes refuse this record (bad-seqnum)\n", a.SeqnumProblem)
+	}
 	return exitOK
 }
 
