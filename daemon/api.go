@@ -7,7 +7,6 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -15,110 +14,35 @@ import (
 	"time"
 
 	"grapevine/announce"
+	"grapevine/client/apitype"
 	"grapevine/core"
 )
 
 // The JSON API beyond /v1/status: docs/api.md documents every endpoint.
 
-// ServerList is the document at GET /v1/servers.
-type ServerList struct {
-	Now       time.Time `json:"now"`
-	Known     int       `json:"known_servers"`
-	Connected int       `json:"connected_servers"`
-	Live      int       `json:"live_servers"`
-	// Servers: every node known, live servers first, then the rest; by
-	// nickname and ID within each.
-	Servers []ServerStatus `json:"servers"`
-}
-
-// ServerHistory is the document at GET /v1/servers/{id}: one server's
-// status, its connection history and the recent decisions about it.
-type ServerHistory struct {
-	Now            time.Time    `json:"now"`
-	Server         ServerStatus `json:"server"`
-	Locators       []string     `json:"locators"`
-	FirstHeard     time.Time    `json:"first_heard"`
-	FirstHeardAgoS float64      `json:"first_heard_ago_s"`
-	// Intervals: the spans it was connected, oldest first (at most 64;
-	// older ones are merged), the open one last while it is connected.
-	Intervals []IntervalStatus `json:"intervals"`
-	// Forgotten: its tombstones.
-	Forgotten []ForgottenEntry `json:"forgotten"`
-	// Events: the recent explain events about it, oldest first.
-	Events []EventStatus `json:"events"`
-}
-
-// IntervalStatus is one span of connection. Times are on the node's own
-// elapsed-time measure, shown as seconds ago and as the wall time that is
-// that long before now: time the node was stopped is not counted, so
-// spans before a restart show later than they happened.
-type IntervalStatus struct {
-	Start     time.Time  `json:"start"`
-	End       *time.Time `json:"end"` // null while open
-	StartAgoS float64    `json:"start_ago_s"`
-	EndAgoS   float64    `json:"end_ago_s"` // 0 while open
-	DurationS float64    `json:"duration_s"`
-	Open      bool       `json:"open"`
-}
-
-// ForgetResult is the answer of POST /v1/forget.
-type ForgetResult struct {
-	ID        string           `json:"id"`
-	Nickname  string           `json:"nickname,omitempty"`
-	Forgotten []ForgottenEntry `json:"forgotten"` // its tombstones now
-	Events    []EventStatus    `json:"events"`    // the decisions the forget made
-}
-
-// Permuted is the answer of GET /v1/permuted: the live storage servers in
-// the order a Tahoe-LAFS client would try them for one storage index.
-type Permuted struct {
-	StorageIndex    string           `json:"storage_index"`     // Tahoe's base32 (si_b2a)
-	StorageIndexHex string           `json:"storage_index_hex"` // the same 16 bytes in hex
-	Hash            string           `json:"hash"`              // "sha1(storage_index + permutation_seed)"
-	Servers         []PermutedServer `json:"servers"`
-}
-
-// PermutedServer is one storage server in permuted order.
-type PermutedServer struct {
-	ID       string `json:"id"`
-	Nickname string `json:"nickname,omitempty"`
-	// PermutationSeed is the seed in Tahoe's base32; SeedFrom says where
-	// it came from: "announcement" (permutation-seed-base32) or "key".
-	PermutationSeed string   `json:"permutation_seed_base32"`
-	SeedFrom        string   `json:"seed_from"`
-	Hash            string   `json:"hash"` // hex SHA-1, the sort key
-	Connected       bool     `json:"connected"`
-	FURL            string   `json:"furl,omitempty"`
-	NURLs           []string `json:"nurls,omitempty"`
-}
-
-// apiError is an error with its HTTP status.
+// apiError is an error of one of apitype's kinds, with its own message.
 type apiError struct {
-	code int
+	kind error
 	msg  string
 }
 
 func (e *apiError) Error() string { return e.msg }
+func (e *apiError) Unwrap() error { return e.kind }
 
-func errorf(code int, format string, args ...any) error {
-	return &apiError{code, fmt.Sprintf(format, args...)}
+func errorf(kind error, format string, args ...any) error {
+	return &apiError{kind, fmt.Sprintf(format, args...)}
 }
 
-// writeError answers with err as plain text, under its *apiError's status
-// (500 for other errors).
+// writeError answers err as one line of plain text under the status of
+// its kind (apitype.StatusCode: 500 if it has none). Every error of the
+// API is answered here.
 func writeError(w http.ResponseWriter, err error) {
-	code := http.StatusInternalServerError
-	var ae *apiError
-	if errors.As(err, &ae) {
-		code = ae.code
-	}
-	http.Error(w, err.Error(), code)
+	http.Error(w, err.Error(), apitype.StatusCode(err))
 }
 
 // answer runs f on the loop goroutine and writes its result as JSON, or
-// its error as plain text with the *apiError's status (500 for others).
-// A POST is a write: while the node is read-only it is refused with 503
-// before f runs.
+// its error with writeError. A POST is a write: while the node is
+// read-only it is refused with 503 before f runs.
 func (d *Daemon) answer(w http.ResponseWriter, r *http.Request, f func(*core.Node) (any, error)) {
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
@@ -133,7 +57,7 @@ func (d *Daemon) answer(w http.ResponseWriter, r *http.Request, f func(*core.Nod
 		v, err = f(n)
 	}
 	if !d.Query(ctx, run) {
-		http.Error(w, "node is shutting down", http.StatusServiceUnavailable)
+		writeError(w, apitype.ErrShuttingDown)
 		return
 	}
 	if err != nil {
@@ -152,13 +76,13 @@ func resolveID(n *core.Node, key string) (announce.NodeID, error) {
 	key = strings.TrimSpace(key)
 	if id, err := announce.ParseNodeID(key); err == nil {
 		if _, ok := n.Server(id); !ok || id == n.ID() {
-			return "", errorf(http.StatusNotFound, "no known server has the ID %s", id)
+			return "", errorf(apitype.ErrNotFound, "no known server has the ID %s", id)
 		}
 		return id, nil
 	}
 	p := strings.TrimPrefix(strings.ToLower(key), announce.V0Prefix)
 	if p == "" {
-		return "", errorf(http.StatusBadRequest, "want a server ID (v0-...) or a prefix of one")
+		return "", errorf(apitype.ErrBadRequest, "want a server ID (v0-...) or a prefix of one")
 	}
 	var found []announce.NodeID
 	for _, s := range n.Servers() {
@@ -168,7 +92,7 @@ func resolveID(n *core.Node, key string) (announce.NodeID, error) {
 	}
 	switch len(found) {
 	case 0:
-		return "", errorf(http.StatusNotFound, "no known server's ID starts with %q", p)
+		return "", errorf(apitype.ErrNotFound, "no known server's ID starts with %q", p)
 	case 1:
 		return found[0], nil
 	}
@@ -180,7 +104,7 @@ func resolveID(n *core.Node, key string) (announce.NodeID, error) {
 	if len(found) > 4 {
 		more = fmt.Sprintf(" and %d more", len(found)-4)
 	}
-	return "", errorf(http.StatusConflict, "%q is ambiguous: it starts %d servers' IDs (%s%s); give more of it", p, len(found), strings.Join(names, ", "), more)
+	return "", errorf(apitype.ErrConflict, "%q is ambiguous: it starts %d servers' IDs (%s%s); give more of it", p, len(found), strings.Join(names, ", "), more)
 }
 
 func findServer(st Status, id announce.NodeID) (ServerStatus, bool) {
@@ -213,7 +137,7 @@ func (d *Daemon) history(n *core.Node, id announce.NodeID) (ServerHistory, error
 	ss, ok1 := findServer(st, id)
 	si, ok2 := n.Server(id)
 	if !ok1 || !ok2 {
-		return ServerHistory{}, errorf(http.StatusNotFound, "no known server has the ID %s", id)
+		return ServerHistory{}, errorf(apitype.ErrNotFound, "no known server has the ID %s", id)
 	}
 	now := n.Elapsed()
 	wall := func(e time.Duration) time.Time { return st.Now.Add(-(now - e)) }
@@ -260,7 +184,7 @@ func (d *Daemon) forget(n *core.Node, key string) (ForgetResult, error) {
 	seqs := map[uint64]bool{}
 	for _, e := range evs {
 		if e.Kind == core.EvRejected && e.Reason == "forget-unknown" {
-			return ForgetResult{}, errorf(http.StatusConflict, "nothing to forget: no records of %s are held", id)
+			return ForgetResult{}, errorf(apitype.ErrConflict, "nothing to forget: no records of %s are held", id)
 		}
 		seqs[e.Seq] = true
 	}
@@ -389,11 +313,9 @@ func (d *Daemon) apiHandlers(mux *http.ServeMux) {
 		})
 	})
 	mux.HandleFunc("POST /v1/forget", func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			ID string `json:"id"`
-		}
+		var req apitype.ForgetRequest
 		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
-			http.Error(w, "want {\"id\": \"v0-...\"}: "+err.Error(), http.StatusBadRequest)
+			writeError(w, errorf(apitype.ErrBadRequest, "want {\"id\": \"v0-...\"}: %v", err))
 			return
 		}
 		d.answer(w, r, func(n *core.Node) (any, error) { return d.forget(n, req.ID) })
@@ -401,7 +323,7 @@ func (d *Daemon) apiHandlers(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/permuted", func(w http.ResponseWriter, r *http.Request) {
 		si, err := ParseStorageIndex(r.URL.Query().Get("storage_index"))
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+			writeError(w, errorf(apitype.ErrBadRequest, "%v", err))
 			return
 		}
 		d.answer(w, r, func(n *core.Node) (any, error) { return d.permuted(n, si), nil })

@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"grapevine/announce"
 	"grapevine/core"
@@ -289,21 +288,14 @@ func TestServersHistoryForget(t *testing.T) {
 
 func waitHolds(t *testing.T, d *Daemon, id announce.NodeID) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	eventually(t, d, "a connection to "+string(id)+" with its record held", func() (bool, string) {
 		var ok bool
 		d.Query(context.Background(), func(n *core.Node) {
 			s, _ := n.Server(id)
 			ok = n.Holds(id) && s.Connected
 		})
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("never connected to %s with its record held", id)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return ok, "not yet"
+	})
 }
 
 // The token file is made once, 0600, and kept across restarts; the

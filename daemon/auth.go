@@ -11,17 +11,18 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"grapevine/announce"
+	"grapevine/client"
+	"grapevine/client/apitype"
 	"grapevine/internal/atomicfile"
 )
 
 // TokenFile is the API token's path in the node directory, as Tahoe keeps
 // private/api_auth_token: whoever can read it may change the node through
 // its status endpoint.
-const TokenFile = "private/api_auth_token"
+const TokenFile = apitype.TokenFile
 
 // ensureToken returns the node's API token, creating DIR/TokenFile (32
 // random bytes in Tahoe's base32, mode 0600) if it is missing. The caller
@@ -50,25 +51,7 @@ func ensureToken(dir string) (string, error) {
 }
 
 // ReadToken reads the API token of the node in dir.
-func ReadToken(dir string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, TokenFile))
-	if err != nil {
-		return "", err
-	}
-	tok := strings.TrimSpace(string(b))
-	if tok == "" {
-		return "", fmt.Errorf("%s is empty: delete it and restart the node to make a new token", filepath.Join(dir, TokenFile))
-	}
-	return tok, nil
-}
-
-// Authorize adds the API token of the node in dir to req, if the token can
-// be read; without it, a mutating request is refused with 401.
-func Authorize(req *http.Request, dir string) {
-	if tok, err := ReadToken(dir); err == nil {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-}
+func ReadToken(dir string) (string, error) { return client.ReadToken(dir) }
 
 // guard applies the access rules to h:
 //   - a request carrying an Authorization header must carry the node's
@@ -97,12 +80,11 @@ func (d *Daemon) guard(h http.Handler) http.Handler {
 			unauthorized(w, r.Method+" "+r.URL.Path+" changes the node and needs its API token: send \"Authorization: Bearer TOKEN\" with TOKEN from the node's "+TokenFile)
 			return
 		case !d.dir.Config.StatusPublic && !loopback(r.RemoteAddr):
-			http.Error(w, "this status endpoint serves loopback clients only: send the API token, or set status_public: true in grapevine.yaml", http.StatusForbidden)
+			writeError(w, errorf(apitype.ErrForbidden, "this status endpoint serves loopback clients only: send the API token, or set status_public: true in grapevine.yaml"))
 			return
 		case !d.dir.Config.StatusPublic && !d.localHost(r.Host):
-			http.Error(w, "this status endpoint answers only to Host localhost, 127.0.0.1, [::1] or its status address "+
-				d.status+", not "+strconv.Quote(r.Host)+" (a guard against DNS rebinding): use one of those, send the API token, or set status_public: true in grapevine.yaml",
-				http.StatusMisdirectedRequest)
+			writeError(w, errorf(apitype.ErrMisdirected, "this status endpoint answers only to Host localhost, 127.0.0.1, [::1] or its status address "+
+				"%s, not %q (a guard against DNS rebinding): use one of those, send the API token, or set status_public: true in grapevine.yaml", d.status, r.Host))
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -119,7 +101,7 @@ func (d *Daemon) tokenMatches(hdr string) bool {
 
 func unauthorized(w http.ResponseWriter, msg string) {
 	w.Header().Set("WWW-Authenticate", `Bearer realm="grapevine"`)
-	http.Error(w, msg, http.StatusUnauthorized)
+	writeError(w, errorf(apitype.ErrUnauthorized, "%s", msg))
 }
 
 // localHost reports whether a request's Host names this endpoint as a

@@ -69,3 +69,22 @@ func (e *ClockOffsetError) Error() string {
 }
 
 func (e *ClockOffsetError) Unwrap() error { return e.Err }
+
+// clock is the daemon's one source of time, read two ways. now is
+// Options.Now: the wall clock the core steps on and the operator sees,
+// which may jump (OffsetClock, a system clock being set). Intervals
+// within one run (saves, read-only retries, invite holds, rate limits,
+// timers) are measured on the monotonic clock, which never jumps. In a
+// testing/synctest bubble both are the bubble's fake clock.
+type clock struct {
+	now func() time.Time
+}
+
+// mono returns a reading to measure intervals from, with since.
+func (clock) mono() time.Time { return time.Now() }
+
+func (clock) since(t time.Time) time.Duration { return time.Since(t) }
+
+func (clock) ticker(d time.Duration) *time.Ticker { return time.NewTicker(d) }
+
+func (clock) after(d time.Duration) <-chan time.Time { return time.After(d) }

@@ -18,13 +18,13 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"time"
 
 	"grapevine/announce"
+	"grapevine/client/apitype"
 	"grapevine/core"
 	"grapevine/internal/atomicfile"
 	"grapevine/nodedir"
@@ -53,7 +53,7 @@ type Options struct {
 	// book (tests). Run closes only what it opened.
 	Transport transport.Transport
 	Book      peerbook.Book
-	// Now replaces time.Now (tests).
+	// Now is the wall clock (default time.Now): see clock.
 	Now func() time.Time
 	// OnReady is called once the node is listening.
 	OnReady func(*Daemon)
@@ -64,11 +64,15 @@ type Options struct {
 	// endpoint's defaults (tests).
 	reserveFor   time.Duration
 	statusLimits statusLimits
+	// applied, if set, is signalled without blocking after each apply
+	// (tests wait on it instead of sleeping).
+	applied chan struct{}
 }
 
 // Daemon is a running node.
 type Daemon struct {
 	opt      Options
+	clock    clock
 	log      *slog.Logger
 	dir      *nodedir.Node
 	cfg      core.Config
@@ -160,7 +164,7 @@ func Run(ctx context.Context, opt Options) (err error) {
 		return err
 	}
 	defer unlock()
-	d := &Daemon{opt: opt, log: log, dir: dir, queries: make(chan func(*core.Node))}
+	d := &Daemon{opt: opt, clock: clock{now: opt.Now}, log: log, dir: dir, queries: make(chan func(*core.Node))}
 	if d.token, err = ensureToken(opt.Dir); err != nil {
 		return err
 	}
@@ -301,7 +305,7 @@ func Run(ctx context.Context, opt Options) (err error) {
 const maxBatch = 64
 
 func (d *Daemon) loop(ctx context.Context) error {
-	tick := time.NewTicker(d.cfg.TickInterval)
+	tick := d.clock.ticker(d.cfg.TickInterval)
 	defer tick.Stop()
 	d.apply(core.Tick{}) // a failed write is read-only mode, not an exit
 	for {
@@ -362,7 +366,7 @@ func (d *Daemon) apply(ins ...core.Input) ([]core.Event, error) {
 		}
 		_, isTick := in.(core.Tick)
 		tick = tick || isTick
-		d.node.Step(d.opt.Now(), in)
+		d.node.Step(d.clock.now(), in)
 		r := d.node.Ready()
 		merged.Counter = max(merged.Counter, r.Counter)
 		merged.StateChanged = merged.StateChanged || r.StateChanged
@@ -374,7 +378,7 @@ func (d *Daemon) apply(ins ...core.Input) ([]core.Event, error) {
 	if merged.StateChanged && merged.Counter == 0 && !slices.ContainsFunc(ins, operatorWrite) {
 		d.unsaved, merged.StateChanged = true, false
 	}
-	if d.unsaved && time.Since(d.savedAt) >= SaveInterval {
+	if d.unsaved && d.clock.since(d.savedAt) >= SaveInterval {
 		merged.StateChanged = true
 	}
 	var perr error
@@ -402,6 +406,12 @@ func (d *Daemon) apply(ins ...core.Input) ([]core.Event, error) {
 		events = append(events, r.Events...)
 	}
 	d.intro.changed()
+	if d.opt.applied != nil {
+		select {
+		case d.opt.applied <- struct{}{}:
+		default:
+		}
+	}
 	if perr == nil && d.withheld {
 		// Back from read-only mode: what was kept back is on disk now;
 		// re-sign at the next seqnum so that it is pushed to everyone.
@@ -423,8 +433,9 @@ const SaveInterval = time.Second
 // ReadOnlyRetry is how often a node in read-only mode tries to save again.
 const ReadOnlyRetry = 2 * time.Second
 
-// ErrReadOnly is matched (errors.Is) by a *ReadOnlyError.
-var ErrReadOnly = errors.New("node is read-only")
+// ErrReadOnly is matched (errors.Is) by a *ReadOnlyError; the status
+// endpoint answers it with 503.
+var ErrReadOnly = apitype.ErrReadOnly
 
 // ReadOnlyError refuses, or reports as not persisted, a write made while
 // the node cannot write its files.
@@ -438,15 +449,6 @@ func (e *ReadOnlyError) Error() string {
 }
 
 func (e *ReadOnlyError) Unwrap() []error { return []error{ErrReadOnly, e.Cause} }
-
-// As makes every handler answer a read-only refusal with 503.
-func (e *ReadOnlyError) As(target any) bool {
-	if ae, ok := target.(**apiError); ok {
-		*ae = &apiError{http.StatusServiceUnavailable, e.Error()}
-		return true
-	}
-	return false
-}
 
 // PersistError is a write of the node's state that failed.
 type PersistError struct {
@@ -473,7 +475,7 @@ func operatorWrite(in core.Input) bool {
 func (d *Daemon) write(r core.Ready) error {
 	err := persist(d.dir, d.book, d.node, r)
 	if err == nil && r.StateChanged {
-		d.unsaved, d.savedAt = false, time.Now()
+		d.unsaved, d.savedAt = false, d.clock.mono()
 	}
 	if err == nil {
 		if perr := d.policy.save(d.opt.Dir); perr != nil {
@@ -487,7 +489,7 @@ func (d *Daemon) write(r core.Ready) error {
 	}
 	switch {
 	case pe != nil && d.ro == nil:
-		d.roSince, d.lastRetry = d.opt.Now(), time.Now()
+		d.roSince, d.lastRetry = d.clock.now(), d.clock.mono()
 		d.log.Error(pe.Error()+"; running read-only", "file", pe.File, "err", pe.Err.Error(), "retry_every", d.opt.retryEvery.String())
 	case pe != nil && pe.Error() != d.ro.Error():
 		d.log.Warn("still read-only: "+pe.Error(), "file", pe.File, "err", pe.Err.Error())
@@ -495,7 +497,7 @@ func (d *Daemon) write(r core.Ready) error {
 		d.log.Debug("still read-only", "err", pe.Error())
 	case d.ro != nil:
 		d.log.Info("writable again: state saved; leaving read-only mode", "file", d.ro.File,
-			"read_only_for", d.opt.Now().Sub(d.roSince).Round(time.Millisecond).String())
+			"read_only_for", d.clock.now().Sub(d.roSince).Round(time.Millisecond).String())
 		d.roSince = time.Time{}
 	}
 	d.ro = pe
@@ -509,10 +511,10 @@ func (d *Daemon) write(r core.Ready) error {
 // and ReadOnlyRetry has passed since the last attempt. It returns nil
 // once the node can write again.
 func (d *Daemon) retry(due bool) error {
-	if !due || time.Since(d.lastRetry) < d.opt.retryEvery {
+	if !due || d.clock.since(d.lastRetry) < d.opt.retryEvery {
 		return &ReadOnlyError{Cause: d.ro, Retry: d.opt.retryEvery}
 	}
-	d.lastRetry = time.Now()
+	d.lastRetry = d.clock.mono()
 	return d.write(core.Ready{Counter: d.node.Counter(), StateChanged: true})
 }
 

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,24 +8,23 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"grapevine/announce"
+	"grapevine/client"
+	"grapevine/client/apitype"
 	"grapevine/core"
 	"grapevine/nodedir"
 	"grapevine/peerbook"
 )
 
 // MaxImport bounds the records one import may carry.
-const MaxImport = 4096
+const MaxImport = apitype.MaxImport
 
-// MaxImportBody bounds the body of one POST /v1/import: 16 MiB holds 4096
-// records of 4 KiB (a Tahoe announcement is about 1 KiB). Import sends a
+// MaxImportBody bounds the body of one POST /v1/import. Import sends a
 // larger one in several requests.
-const MaxImportBody = 16 << 20
+const MaxImportBody = apitype.MaxImportBody
 
 // maxRecordJSON bounds one record of an import as JSON: a msg of
 // announce.MaxMsgSize bytes all escaped as \u00XX, with room for the
@@ -51,14 +49,8 @@ func (e *ImportLimitError) Error() string {
 	return fmt.Sprintf("import refused: the body is over %d bytes (%d MiB), the limit per request; send fewer records at a time", e.Limit, e.Limit>>20)
 }
 
-// As makes the status endpoint answer it with 413.
-func (e *ImportLimitError) As(target any) bool {
-	if ae, ok := target.(**apiError); ok {
-		*ae = &apiError{http.StatusRequestEntityTooLarge, e.Error()}
-		return true
-	}
-	return false
-}
+// Unwrap makes the status endpoint answer it with 413.
+func (e *ImportLimitError) Unwrap() error { return apitype.ErrImportLimit }
 
 // decodeImport reads a JSON array of signed records one at a time,
 // refusing with an *ImportLimitError the array at its record MaxImport+1,
@@ -73,7 +65,7 @@ func decodeImport(r io.Reader) ([]announce.Signed, error) {
 		case errors.Is(err, errRecordTooLarge):
 			return &ImportLimitError{What: "record-bytes", Limit: maxRecordJSON}
 		}
-		return errorf(http.StatusBadRequest, "want a JSON array of {msg, sig, key}: %v", err)
+		return errorf(apitype.ErrBadRequest, "want a JSON array of {msg, sig, key}: %v", err)
 	}
 	br := &budgetReader{r: r}
 	dec := json.NewDecoder(br)
@@ -186,66 +178,20 @@ func Import(ctx context.Context, dir string, recs []announce.Signed, now time.Ti
 	return r.Events, nil
 }
 
+// importOnline imports through the status endpoint of the daemon that
+// holds dir, with its API token.
 func importOnline(ctx context.Context, dir string, recs []announce.Signed, le *LockedError) ([]core.Event, error) {
-	b, err := os.ReadFile(filepath.Join(dir, RunDir, StatusFile))
+	c, err := client.ForDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("%w; it has no status endpoint to import through (set status in grapevine.yaml)", le)
 	}
-	url := strings.TrimSpace(string(b)) + "/v1/import"
-	var evs []core.Event
-	for done := 0; done < len(recs); {
-		body, n := importBatch(recs[done:])
-		got, err := postImport(ctx, dir, url, body)
-		if err != nil {
-			if done > 0 {
-				err = fmt.Errorf("%w (the first %d records were imported)", err, done)
-			}
-			return nil, err
-		}
-		evs = append(evs, got...)
-		done += n
-	}
-	return evs, nil
-}
-
-// importBatch encodes the first records of recs whose JSON fits in
-// MaxImportBody (at least one), and says how many.
-func importBatch(recs []announce.Signed) ([]byte, int) {
-	body := []byte{'['}
-	n := 0
-	for _, r := range recs {
-		b, _ := json.Marshal(r)
-		if n > 0 && len(body)+len(b)+2 > MaxImportBody {
-			break
-		}
-		if n > 0 {
-			body = append(body, ',')
-		}
-		body = append(body, b...)
-		n++
-	}
-	return append(body, ']'), n
-}
-
-func postImport(ctx context.Context, dir, url string, body []byte) ([]core.Event, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	evs, err := c.Import(ctx, recs)
 	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	Authorize(req, dir)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
+		var ae *client.Error
+		if errors.As(err, &ae) {
+			err = fmt.Errorf("%s: %w", ae.Status, err)
+		}
 		return nil, fmt.Errorf("importing through the running daemon: %w", err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("importing through the running daemon: %s: %s", resp.Status, strings.TrimSpace(string(data)))
-	}
-	var evs []core.Event
-	if err := json.Unmarshal(data, &evs); err != nil {
-		return nil, fmt.Errorf("importing through the running daemon: bad reply: %w", err)
 	}
 	return evs, nil
 }

@@ -136,29 +136,3 @@ func TestImportLimitsStream(t *testing.T) {
 		}
 	}
 }
-
-// A large import through the running daemon goes in requests under
-// MaxImportBody.
-func TestImportBatches(t *testing.T) {
-	big := announce.Signed{Msg: strings.Repeat("m", 12<<10), Sig: "s", Key: "k"}
-	recs := make([]announce.Signed, 1500) // about 18 MiB of JSON
-	for i := range recs {
-		recs[i] = big
-	}
-	total := 0
-	for rest := recs; len(rest) > 0; {
-		body, n := importBatch(rest)
-		if len(body) > MaxImportBody || n == 0 {
-			t.Fatalf("batch of %d records, %d bytes, limit %d", n, len(body), MaxImportBody)
-		}
-		got, err := decodeImport(strings.NewReader(string(body)))
-		if err != nil || len(got) != n {
-			t.Fatalf("batch decodes to %d records, %v; want %d", len(got), err, n)
-		}
-		total += n
-		rest = rest[n:]
-	}
-	if total != len(recs) {
-		t.Fatalf("%d records in the batches, want %d", total, len(recs))
-	}
-}

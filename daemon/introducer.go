@@ -415,7 +415,7 @@ func textOf(v foolscap.Value) string {
 // feed brings subscribers up to date whenever the node changed, at most
 // every feedInterval, and keeps the Tahoe node's cache pruned.
 func (in *introducer) feed(ctx context.Context) {
-	cache := time.NewTicker(cacheInterval)
+	cache := in.d.clock.ticker(cacheInterval)
 	defer cache.Stop()
 	for {
 		select {
@@ -431,7 +431,7 @@ func (in *introducer) feed(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(feedInterval):
+		case <-in.d.clock.after(feedInterval):
 		}
 	}
 }
@@ -490,7 +490,7 @@ func (in *introducer) send(ctx context.Context, s *subscriber, batch []announce.
 	}
 	cctx, cancel := context.WithTimeout(ctx, announceTimeout)
 	defer cancel()
-	start := time.Now()
+	start := in.d.clock.mono()
 	_, err := s.ref.Call(cctx, "announce_v2", set)
 	in.mu.Lock()
 	if err != nil {
@@ -508,7 +508,7 @@ func (in *introducer) send(ctx context.Context, s *subscriber, batch []announce.
 		keys[i] = announce.NodeID(r.Key).Short()
 	}
 	in.log.Info("announced", "tub", s.tubID, "service", s.service, "records", len(batch), "servers", strings.Join(keys, ","),
-		"took_ms", time.Since(start).Milliseconds())
+		"took_ms", in.d.clock.since(start).Milliseconds())
 }
 
 // pruneCache drops the servers this node no longer holds from the Tahoe
@@ -550,23 +550,6 @@ func (in *introducer) pruneCache() {
 	for _, id := range dropped {
 		in.log.Info("tahoe-cache-pruned", "peer", id, "reason", "forgotten", "file", in.cachePath)
 	}
-}
-
-// Introducer is what the status shows of the endpoint.
-type Introducer struct {
-	FURL        string            `json:"furl"`
-	Subscribers []SubscriberState `json:"subscribers"`
-	Hosted      []string          `json:"hosted"` // servers publishing through it now
-	TahoeCache  string            `json:"tahoe_cache,omitempty"`
-}
-
-// SubscriberState is one subscription.
-type SubscriberState struct {
-	Tub      string `json:"tub"`
-	Nickname string `json:"nickname,omitempty"`
-	Service  string `json:"service"`
-	Sent     int    `json:"sent"`
-	Errors   int    `json:"errors"`
 }
 
 func (in *introducer) state(n *core.Node) *Introducer {

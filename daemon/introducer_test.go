@@ -64,15 +64,10 @@ func (s *subscriberObj) has(key, sig string) bool {
 	return s.got[key] == sig
 }
 
-func poll(t *testing.T, what string, cond func() bool) {
+// waitHas waits until the subscriber has been sent key's record with sig.
+func (s *subscriberObj) waitHas(t *testing.T, what, key, sig string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 10 s for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFor(t, s.call, what, func() (bool, string) { return s.has(key, sig), "not sent" })
 }
 
 // The introducer endpoint: the FURL is written and kept across restarts;
@@ -123,6 +118,9 @@ func TestIntroducerEndpoint(t *testing.T) {
 		st, _ := d.Snapshot(context.Background())
 		return len(st.Introducer.Hosted) == 1 && st.Introducer.Hosted[0] == rec.Key
 	}
+	hostedIs := func(want bool) func() (bool, string) {
+		return func() (bool, string) { return hosted() == want, "not yet" }
+	}
 	// A record whose FURL is another tub's is admitted, not hosted: the
 	// connection proves nothing about that server.
 	_, opriv, _ := ed25519.GenerateKey(nil)
@@ -139,7 +137,7 @@ func TestIntroducerEndpoint(t *testing.T) {
 	if _, err := pub.Call(ctx, "publish_v2", annT(rec), canary); err != nil {
 		t.Fatalf("publish: %v", err)
 	}
-	poll(t, "the publisher's server to be hosted", hosted)
+	eventually(t, d, "the publisher's server to be hosted", hostedIs(true))
 
 	sub := &subscriberObj{got: map[string]string{}, call: make(chan struct{}, 1)}
 	subConn, err := foolscap.Dial(ctx, tub, furl, foolscap.Options{})
@@ -149,13 +147,13 @@ func TestIntroducerEndpoint(t *testing.T) {
 	if _, err := subConn.Call(ctx, "subscribe_v2", sub, []byte("storage"), foolscap.Dict{}); err != nil {
 		t.Fatalf("subscribe: %v", err)
 	}
-	poll(t, "the subscriber to get the hosted record", func() bool { return sub.has(rec.Key, rec.Sig) })
+	sub.waitHas(t, "the subscriber to get the hosted record", rec.Key, rec.Sig)
 	// A newer record reaches the subscriber too.
 	rec2 := tahoeSigned(tkey, 6, tub.ID())
 	if _, err := pub.Call(ctx, "publish_v2", annT(rec2), canary); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "the subscriber to get the newer record", func() bool { return sub.has(rec2.Key, rec2.Sig) })
+	sub.waitHas(t, "the subscriber to get the newer record", rec2.Key, rec2.Sig)
 	v, err := pub.Call(ctx, "get_version")
 	if err != nil {
 		t.Fatalf("get_version: %v", err)
@@ -167,7 +165,7 @@ func TestIntroducerEndpoint(t *testing.T) {
 	}
 
 	pub.Conn().Close()
-	poll(t, "the server to be unhosted", func() bool { return !hosted() })
+	eventually(t, d, "the server to be unhosted", hostedIs(false))
 
 	// Restarted, the endpoint has the same FURL.
 	r.stop()

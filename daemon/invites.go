@@ -72,11 +72,11 @@ func (s *inviteStore) save() error {
 	return atomicfile.WriteFile(s.path, append(b, '\n'), 0o600)
 }
 
-func (s *inviteStore) add(inv Invite) error {
+func (s *inviteStore) add(inv Invite, now time.Time) error {
 	s.invites = append(s.invites, inv)
 	if len(s.invites) > MaxInvites {
 		for i, old := range s.invites {
-			if old.Used >= old.Uses || time.Now().After(old.Expires) {
+			if old.Used >= old.Uses || now.After(old.Expires) {
 				s.invites = append(s.invites[:i], s.invites[i+1:]...)
 				break
 			}
@@ -112,9 +112,9 @@ func (d *Daemon) newInvite(uses int, valid time.Duration) (string, Invite, error
 		return "", Invite{}, err
 	}
 	h := member.HashSecret(inv.Secret)
-	now := d.opt.Now()
+	now := d.clock.now()
 	rec := Invite{ID: inv.ID(), SecretHash: hex.EncodeToString(h[:]), Uses: uses, Created: now, Expires: now.Add(valid)}
-	if err := d.invites.add(rec); err != nil {
+	if err := d.invites.add(rec, now); err != nil {
 		return "", Invite{}, err
 	}
 	d.log.Info("invite created", "invite", rec.ID, "uses", uses, "expires", rec.Expires)
@@ -233,7 +233,7 @@ func (d *Daemon) joinInput(in core.Input) bool {
 	case core.Disconnected:
 		d.release(in.Peer, "disconnected")
 	case core.Tick:
-		now := time.Now()
+		now := d.clock.mono()
 		for peer, h := range d.joins.held {
 			if now.After(h.until) {
 				d.release(peer, "timeout")
@@ -247,7 +247,7 @@ func (d *Daemon) joinInput(in core.Input) bool {
 // invite, or a refusal. No certificate is issued and nothing is written
 // until the joiner confirms.
 func (d *Daemon) redeem(peer announce.NodeID, secret [16]byte) {
-	now := time.Now()
+	now := d.clock.mono()
 	if why := d.joins.limit.allow(peer, now); why != "" {
 		d.metrics.redeem(why)
 		d.joins.quiet++
@@ -325,7 +325,7 @@ func (d *Daemon) reserve(peer announce.NodeID, secret [16]byte, now time.Time) (
 		}
 	}
 	switch {
-	case d.opt.Now().After(inv.Expires):
+	case d.clock.now().After(inv.Expires):
 		return wire.RedeemOffer{}, "expired", inv.ID
 	case inv.Used >= inv.Uses:
 		return wire.RedeemOffer{}, "used", inv.ID
@@ -375,7 +375,7 @@ func (d *Daemon) confirm(peer announce.NodeID, accept bool) {
 		d.tr.Send(peer, wire.RedeemReply{Reason: "unknown"})
 		return
 	}
-	now := d.opt.Now()
+	now := d.clock.now()
 	var b [8]byte
 	crand.Read(b[:])
 	cert := member.Issue(d.dir.Key, d.policy.grid, peer, binary.BigEndian.Uint64(b[:]))

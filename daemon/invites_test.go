@@ -178,7 +178,7 @@ func TestJoinReservationTimesOut(t *testing.T) {
 	if err := join(t, code); joinReason(err) != "reserved" {
 		t.Fatalf("join while another holds the use: %v, want reserved", err)
 	}
-	eventually(t, "the held use to be released", func() (bool, string) {
+	eventually(t, d, "the held use to be released", func() (bool, string) {
 		return strings.Contains(logs.String(), `"reason":"timeout"`), ""
 	})
 	if err := join(t, code); err != nil {
@@ -223,15 +223,18 @@ func TestRedeemRateLimited(t *testing.T) {
 	}
 
 	many := map[string]int{}
+	dialsStart := time.Now()
 	for range 2 * redeemAllBurst {
 		k := dialRaw(t, d)
 		k.tr.Send(d.ID(), wire.Redeem{})
 		many[reason(k.answer())]++
 		k.tr.Close()
 	}
-	t.Logf("%d connections, one redeem each: %v", 2*redeemAllBurst, many)
-	if many["busy"] < redeemAllBurst-redeemPeerBurst-2 || many["unknown"] > redeemAllBurst {
-		t.Fatalf("answers %v, want at most %d handled and the rest busy", many, redeemAllBurst)
+	// The shared bucket gains a token per redeemAllEvery the dials took.
+	refills := int(time.Since(dialsStart) / redeemAllEvery)
+	t.Logf("%d connections, one redeem each: %v (%d refills)", 2*redeemAllBurst, many, refills)
+	if many["busy"] < redeemAllBurst-redeemPeerBurst-2-refills || many["unknown"] > redeemAllBurst+refills {
+		t.Fatalf("answers %v, want at most %d handled and the rest busy", many, redeemAllBurst+refills)
 	}
 	vals, _ := scrape(t, d)
 	if v := vals[`grapevine_invite_redeems_total{outcome="rate-limited"}`]; v != total-redeemPeerBurst {

@@ -2,31 +2,16 @@ package daemon
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"sort"
 
 	"grapevine/announce"
+	"grapevine/client/apitype"
 	"grapevine/core"
 	"grapevine/member"
 	"grapevine/nodedir"
 	"grapevine/records"
 )
-
-// Members is the JSON document at /v1/members: who invited whom, as the
-// certificate chains in held records show it.
-type Members struct {
-	Grid    string       `json:"grid"`
-	Invites []MemberEdge `json:"invites"` // issuer -> subject, in chain order
-}
-
-// MemberEdge is one certificate: Issuer invited Subject.
-type MemberEdge struct {
-	Issuer   string   `json:"issuer"`
-	Subject  string   `json:"subject"`
-	Services []string `json:"services,omitempty"` // the subject's held records
-	Revoked  bool     `json:"revoked"`
-}
 
 func (d *Daemon) members(n *core.Node) Members {
 	out := Members{Grid: string(d.policy.grid)}
@@ -80,7 +65,7 @@ func (d *Daemon) members(n *core.Node) Members {
 func (d *Daemon) membershipHandlers(mux *http.ServeMux) {
 	closed := func(w http.ResponseWriter) bool {
 		if d.policy == nil {
-			http.Error(w, "open grid: this node has no grid in grapevine.yaml", http.StatusConflict)
+			writeError(w, errorf(apitype.ErrConflict, "open grid: this node has no grid in grapevine.yaml"))
 			return false
 		}
 		return true
@@ -93,52 +78,46 @@ func (d *Daemon) membershipHandlers(mux *http.ServeMux) {
 		d.onLoop(w, r, func(n *core.Node) (any, error) { m = d.members(n); return m, nil })
 	})
 	mux.HandleFunc("POST /v1/invites", func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			Uses    int    `json:"uses"`
-			Expires string `json:"expires"`
-		}
+		var req apitype.InviteRequest
 		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
-			http.Error(w, "want {\"uses\": N, \"expires\": \"7d\"}: "+err.Error(), http.StatusBadRequest)
+			writeError(w, errorf(apitype.ErrBadRequest, "want {\"uses\": N, \"expires\": \"7d\"}: %v", err))
 			return
 		}
 		valid, err := nodedir.ParseDuration(req.Expires)
 		if err != nil {
-			http.Error(w, "expires: "+err.Error(), http.StatusBadRequest)
+			writeError(w, errorf(apitype.ErrBadRequest, "expires: %v", err))
 			return
 		}
 		d.onLoop(w, r, func(*core.Node) (any, error) {
 			code, inv, err := d.newInvite(req.Uses, valid)
-			return map[string]any{"code": code, "id": inv.ID, "uses": inv.Uses, "expires": inv.Expires}, err
+			return apitype.InviteCode{Code: code, ID: inv.ID, Uses: inv.Uses, Expires: inv.Expires}, err
 		})
 	})
 	mux.HandleFunc("POST /v1/revoke", func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			Member string `json:"member"`
-		}
+		var req apitype.RevokeRequest
 		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil {
-			http.Error(w, "want {\"member\": \"v0-...\"}: "+err.Error(), http.StatusBadRequest)
+			writeError(w, errorf(apitype.ErrBadRequest, "want {\"member\": \"v0-...\"}: %v", err))
 			return
 		}
 		id, err := announce.ParseNodeID(req.Member)
 		if err != nil {
-			http.Error(w, "member: "+err.Error(), http.StatusBadRequest)
+			writeError(w, errorf(apitype.ErrBadRequest, "member: %v", err))
 			return
 		}
 		d.onLoop(w, r, func(*core.Node) (any, error) {
 			revs, err := d.revoke(id)
-			return map[string]any{"revocations": revs}, err
+			return apitype.Revoked{Revocations: revs}, err
 		})
 	})
 }
 
 // onLoop runs f on the loop goroutine and writes its result as JSON; an
-// error without its own status is the caller's fault (400).
+// error of no apitype kind is the caller's fault (400).
 func (d *Daemon) onLoop(w http.ResponseWriter, r *http.Request, f func(*core.Node) (any, error)) {
 	d.answer(w, r, func(n *core.Node) (any, error) {
 		v, err := f(n)
-		var ae *apiError
-		if err != nil && !errors.As(err, &ae) {
-			err = &apiError{http.StatusBadRequest, err.Error()}
+		if err != nil && apitype.StatusCode(err) == http.StatusInternalServerError {
+			err = errorf(apitype.ErrBadRequest, "%v", err)
 		}
 		return v, err
 	})

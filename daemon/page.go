@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"grapevine/announce"
+	"grapevine/client/apitype"
 )
 
 // The status page is rendered on the server from the same Status value as
@@ -61,7 +62,7 @@ func (d *Daemon) pageHandlers(mux *http.ServeMux) {
 		defer cancel()
 		st, ok := d.Snapshot(ctx)
 		if !ok {
-			http.Error(w, "node is shutting down", http.StatusServiceUnavailable)
+			writeError(w, apitype.ErrShuttingDown)
 			return
 		}
 		limit := pageEvents
@@ -71,7 +72,7 @@ func (d *Daemon) pageHandlers(mux *http.ServeMux) {
 		var buf bytes.Buffer
 		if err := renderPage(&buf, st, limit); err != nil {
 			d.log.Error("status page", "err", err)
-			http.Error(w, "status page: "+err.Error(), http.StatusInternalServerError)
+			writeError(w, fmt.Errorf("status page: %w", err))
 			return
 		}
 		h := w.Header()

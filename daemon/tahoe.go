@@ -7,38 +7,10 @@ import (
 	"time"
 
 	"grapevine/announce"
+	"grapevine/client/apitype"
 	"grapevine/core"
 	"grapevine/tahoe"
 )
-
-// TahoeView is the document at GET /v1/tahoe/servers: the storage servers
-// whose signed records the node holds, with the records themselves so
-// that export-tahoe-servers can verify them again and build Tahoe's
-// servers.yaml from them, and the unsigned hints imported from Tahoe
-// (tahoe.HintsFile) with what became of each.
-type TahoeView struct {
-	ID      string        `json:"id"` // the node's
-	Servers []TahoeServer `json:"servers"`
-	Hints   []TahoeHint   `json:"hints"`
-	// HintsError: the hints file could not be read; Hints is empty.
-	HintsError string `json:"hints_error,omitempty"`
-}
-
-// TahoeServer is one storage server the node holds a signed record of.
-type TahoeServer struct {
-	ID        string          `json:"id"`
-	Self      bool            `json:"self,omitempty"` // the node's own record
-	Live      bool            `json:"live"`           // R1, as in /v1/status
-	Connected bool            `json:"connected"`
-	Record    announce.Signed `json:"record"`
-}
-
-// TahoeHint is an imported hint and its state against the held records.
-type TahoeHint struct {
-	tahoe.Hint
-	State tahoe.HintState `json:"state"`
-	Label string          `json:"label"` // e.g. "unverified (from Tahoe cache)"
-}
 
 // Tahoe reads the node's storage servers and hints.
 func (d *Daemon) Tahoe(ctx context.Context) (TahoeView, bool) {
@@ -90,7 +62,7 @@ func (d *Daemon) tahoeHandlers(mux *http.ServeMux) {
 		defer cancel()
 		v, ok := d.Tahoe(ctx)
 		if !ok {
-			http.Error(w, "node is shutting down", http.StatusServiceUnavailable)
+			writeError(w, apitype.ErrShuttingDown)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")

@@ -28,7 +28,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +36,8 @@ import (
 	"syscall"
 	"time"
 
+	"grapevine/client"
+	"grapevine/client/apitype"
 	"grapevine/daemon"
 	"grapevine/nodedir"
 )
@@ -595,9 +596,9 @@ func (g *grid) stopAll() {
 	}
 }
 
-type serverCond func(s daemon.ServerStatus) bool
+type serverCond func(s apitype.ServerStatus) bool
 
-func connectedLive(s daemon.ServerStatus) bool { return s.Connected && s.Live && len(s.Services) > 0 }
+func connectedLive(s apitype.ServerStatus) bool { return s.Connected && s.Live && len(s.Services) > 0 }
 
 func (g *grid) allClients(ctx context.Context, servers []*node, cond serverCond) (bool, string) {
 	for _, c := range g.clients {
@@ -629,31 +630,19 @@ func (g *grid) knows(ctx context.Context, n, server *node, cond serverCond) (boo
 }
 
 // server returns what n's status endpoint says about the server id.
-func (g *grid) server(ctx context.Context, n *node, id string) (daemon.ServerStatus, bool, error) {
+func (g *grid) server(ctx context.Context, n *node, id string) (apitype.ServerStatus, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.status+"/v1/status", nil)
+	st, err := (&client.Client{BaseURL: n.status}).Status(ctx)
 	if err != nil {
-		return daemon.ServerStatus{}, false, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return daemon.ServerStatus{}, false, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return daemon.ServerStatus{}, false, fmt.Errorf("GET %s/v1/status: %s", n.status, resp.Status)
-	}
-	var st daemon.Status
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&st); err != nil {
-		return daemon.ServerStatus{}, false, err
+		return apitype.ServerStatus{}, false, err
 	}
 	for _, s := range st.Servers {
 		if s.ID == id {
 			return s, true, nil
 		}
 	}
-	return daemon.ServerStatus{}, false, nil
+	return apitype.ServerStatus{}, false, nil
 }
 
 // waitFor polls cond every 100 ms for at most d.

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"grapevine/client"
+	"grapevine/client/apitype"
 	"grapevine/daemon"
 )
 
@@ -62,14 +65,14 @@ func TestControl(t *testing.T) {
 
 	out := run(0, "servers", cli.dir)
 	has(out, "Connected to 1 of 1 known servers", "NICKNAME", "srv", short, "storage", "Connected for", "yes")
-	var l daemon.ServerList
+	var l apitype.ServerList
 	if err := json.Unmarshal([]byte(run(0, "servers", "--json", cli.dir)), &l); err != nil || len(l.Servers) != 1 || l.Servers[0].ID != id {
 		t.Fatalf("servers --json: %v %+v", err, l)
 	}
 
 	out = run(0, "status", cli.dir)
 	has(out, "Node v0-", "(cli)", "Grid: open", "Connected to 1 of 1 known servers", "Records: 1 held, 0 tombstones", "Recent events", "connected "+short)
-	var st daemon.Status
+	var st apitype.Status
 	if err := json.Unmarshal([]byte(run(0, "status", "--json", cli.dir)), &st); err != nil || st.Known != 1 || st.ID != cli.id() {
 		t.Fatalf("status --json: %v %+v", err, st)
 	}
@@ -80,14 +83,8 @@ func TestControl(t *testing.T) {
 	run(2, "history", cli.dir)
 
 	// Without the token the node refuses to forget.
-	resp, err := http.Post(cli.status+"/v1/forget", "application/json", strings.NewReader(`{"id":"`+id+`"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(b), daemon.TokenFile) {
-		t.Fatalf("forget without the token: %d %s", resp.StatusCode, b)
+	if _, err := cli.api().Forget(context.Background(), id); !errors.Is(err, client.ErrUnauthorized) || !strings.Contains(err.Error(), daemon.TokenFile) {
+		t.Fatalf("forget without the token: %v", err)
 	}
 	before, _, _ := cli.server(id)
 	out = run(0, "forget", cli.dir, short)
@@ -103,11 +100,11 @@ func TestControl(t *testing.T) {
 	has(run(0, "history", cli.dir, short), "forgot "+short+" reason=operator", "accepted "+short+"/storage")
 
 	// /metrics over TCP: the transport counts bytes.
-	resp, err = http.Get(cli.status + "/metrics")
+	resp, err := http.Get(cli.status + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ = io.ReadAll(resp.Body)
+	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	vals := map[string]float64{}
 	for _, line := range strings.Split(string(b), "\n") {

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"grapevine/daemon"
+	"grapevine/client/apitype"
 )
 
 // TestStatusPageInBrowser runs two real nodes, opens the status page of
@@ -221,7 +221,7 @@ func tailOf(s string, n int) string {
 // snapshot fetches p's /v1/status, the DOM of its page as Chromium
 // rendered it, and /v1/status again. If anything the checks compare
 // exactly changed between the two fetches, it tries again.
-func snapshot(t *testing.T, chrome string, p *proc) (daemon.Status, *elem, daemon.Status) {
+func snapshot(t *testing.T, chrome string, p *proc) (apitype.Status, *elem, apitype.Status) {
 	t.Helper()
 	for try := 1; ; try++ {
 		before, err := p.state()
@@ -250,7 +250,7 @@ func snapshot(t *testing.T, chrome string, p *proc) (daemon.Status, *elem, daemo
 
 // stableParts is what the checks require to be equal in the JSON and on
 // the page: everything but the times and what follows from them.
-func stableParts(st daemon.Status) string {
+func stableParts(st apitype.Status) string {
 	type server struct {
 		ID, Nickname, Tombstoned            string
 		Services                            []string
@@ -268,7 +268,7 @@ func stableParts(st daemon.Status) string {
 }
 
 // checkSummary compares the node-wide numbers.
-func checkSummary(t *testing.T, page *elem, before, after daemon.Status) {
+func checkSummary(t *testing.T, page *elem, before, after apitype.Status) {
 	t.Helper()
 	h1 := page.byID("summary")
 	same(t, "connected_servers", h1.attr("data-connected-servers"), before.Connected, after.Connected)
@@ -304,7 +304,7 @@ func checkSummary(t *testing.T, page *elem, before, after daemon.Status) {
 // documents and returns the row. Values that did not change between the
 // two fetches (snapshot sees to it) must be equal; a moment that moved
 // ("ago" values) must lie between the two; an uptime between the two.
-func checkRow(t *testing.T, page *elem, id string, before, after daemon.Status) *elem {
+func checkRow(t *testing.T, page *elem, id string, before, after apitype.Status) *elem {
 	t.Helper()
 	b, ok1 := serverOf(before, id)
 	a, ok2 := serverOf(after, id)
@@ -393,10 +393,10 @@ func checkRow(t *testing.T, page *elem, id string, before, after daemon.Status) 
 }
 
 // checkEvents: newest first, each one in the JSON.
-func checkEvents(t *testing.T, page *elem, before, after daemon.Status) {
+func checkEvents(t *testing.T, page *elem, before, after apitype.Status) {
 	t.Helper()
 	kinds := map[string]string{}
-	for _, st := range []daemon.Status{before, after} {
+	for _, st := range []apitype.Status{before, after} {
 		for _, e := range st.Events {
 			kinds[strconv.FormatUint(e.Seq, 10)] = e.Kind
 		}
@@ -418,13 +418,13 @@ func checkEvents(t *testing.T, page *elem, before, after daemon.Status) {
 	}
 }
 
-func serverOf(st daemon.Status, id string) (daemon.ServerStatus, bool) {
+func serverOf(st apitype.Status, id string) (apitype.ServerStatus, bool) {
 	for _, s := range st.Servers {
 		if s.ID == id {
 			return s, true
 		}
 	}
-	return daemon.ServerStatus{}, false
+	return apitype.ServerStatus{}, false
 }
 
 // same checks that a raw attribute value is the JSON encoding of a value

@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -21,6 +19,7 @@ import (
 	"time"
 
 	"grapevine/announce"
+	"grapevine/client"
 	"grapevine/core"
 	"grapevine/daemon"
 	"grapevine/nodedir"
@@ -162,7 +161,7 @@ func (f *crashFeeder) batch() []announce.Signed {
 
 // run imports batches into the node at statusURL until stop is closed.
 func (f *crashFeeder) run(statusURL, dir string, stop <-chan struct{}) {
-	client := &http.Client{Timeout: 10 * time.Second}
+	hc := &http.Client{Timeout: 10 * time.Second}
 	for {
 		select {
 		case <-stop:
@@ -170,18 +169,9 @@ func (f *crashFeeder) run(statusURL, dir string, stop <-chan struct{}) {
 		default:
 		}
 		recs := f.batch()
-		body, _ := json.Marshal(recs)
-		req, _ := http.NewRequest(http.MethodPost, statusURL+"/v1/import", bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		daemon.Authorize(req, dir)
-		resp, err := client.Do(req)
-		var evs []core.Event
-		ok := err == nil && resp.StatusCode == http.StatusOK
-		if err == nil {
-			data, rerr := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			ok = ok && rerr == nil && json.Unmarshal(data, &evs) == nil
-		}
+		tok, _ := client.ReadToken(dir)
+		evs, err := (&client.Client{BaseURL: statusURL, Token: tok, HTTPClient: hc}).Import(context.Background(), recs)
+		ok := err == nil
 		f.mu.Lock()
 		f.requests++
 		if !ok {
@@ -230,14 +220,8 @@ func (f *crashFeeder) missing(held map[announce.NodeID]int64) []string {
 func crashHeld(p *crashProc) (map[announce.NodeID]int64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.status+"/v1/servers", nil)
-	resp, err := http.DefaultClient.Do(req)
+	l, err := p.api().Servers(ctx)
 	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var l daemon.ServerList
-	if err := json.NewDecoder(resp.Body).Decode(&l); err != nil {
 		return nil, err
 	}
 	out := map[announce.NodeID]int64{}

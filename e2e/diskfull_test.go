@@ -2,7 +2,7 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"grapevine/announce"
+	"grapevine/client"
+	"grapevine/client/apitype"
 	"grapevine/core"
 	"grapevine/daemon"
 )
@@ -32,33 +34,23 @@ func diskRecord(t *testing.T, n int) announce.Signed {
 		Service: announce.Service{Name: "storage"}}, 1))
 }
 
-// importRecs posts recs to a node's /v1/import with its token. accepted
-// says the answer was 200 with an "accepted" event for every record.
-func importRecs(p *proc, dir string, recs ...announce.Signed) (code int, body string, accepted bool) {
-	data, _ := json.Marshal(recs)
-	req, _ := http.NewRequest(http.MethodPost, p.status+"/v1/import", bytes.NewReader(data))
-	daemon.Authorize(req, dir)
-	client := &http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Do(req)
+// importRecs imports recs into a node with its token. accepted says the
+// node took every record ("accepted" events).
+func importRecs(p *proc, dir string, recs ...announce.Signed) (accepted bool, err error) {
+	tok, err := client.ReadToken(dir)
 	if err != nil {
-		return 0, err.Error(), false
+		return false, err
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return resp.StatusCode, strings.TrimSpace(string(b)), false
-	}
-	var evs []core.Event
-	if err := json.Unmarshal(b, &evs); err != nil {
-		return resp.StatusCode, string(b), false
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	evs, err := (&client.Client{BaseURL: p.status, Token: tok}).Import(ctx, recs)
 	n := 0
 	for _, e := range evs {
 		if e.Kind == core.EvAccepted {
 			n++
 		}
 	}
-	return resp.StatusCode, string(b), n == len(recs)
+	return err == nil && n == len(recs), err
 }
 
 // fill writes path until the file system is full, and returns its size.
@@ -141,8 +133,8 @@ func TestDiskFull(t *testing.T) {
 		return err == nil && ok && s.Connected && s.Seqnum > 0, fmt.Sprintf("%+v %v", s, err)
 	})
 	first := diskRecord(t, 1)
-	if code, body, ok := importRecs(target.proc, dir, first); !ok {
-		t.Fatalf("import before the disk fills: %d %s", code, body)
+	if ok, err := importRecs(target.proc, dir, first); !ok {
+		t.Fatalf("import before the disk fills: %v", err)
 	}
 
 	// The disk fills. The next writes (refreshes every second, imports)
@@ -150,13 +142,13 @@ func TestDiskFull(t *testing.T) {
 	filled := time.Now()
 	size := fill(t, filepath.Join(mnt, "filler"))
 	t.Logf("0 s: tmpfs full (filler %.1f MiB)", float64(size)/(1<<20))
-	var st daemon.Status
+	var st apitype.Status
 	k := 100
 	waitFor(t, 20*time.Second, "the node to turn read-only", func() (bool, string) {
-		code, body, _ := importRecs(target.proc, dir, diskRecord(t, k))
+		_, ierr := importRecs(target.proc, dir, diskRecord(t, k))
 		k++
 		st, err = target.state()
-		return err == nil && st.ReadOnly, fmt.Sprintf("import %d %s; status %v read_only %v", code, body, err, st.ReadOnly)
+		return err == nil && st.ReadOnly, fmt.Sprintf("import %v; status %v read_only %v", ierr, err, st.ReadOnly)
 	})
 	t.Logf("%v: read-only (%d imports tried meanwhile): %s", time.Since(filled).Round(time.Millisecond), k-100, st.ReadOnlyReason)
 	if !strings.Contains(st.ReadOnlyReason, "not writable") || !strings.Contains(st.ReadOnlyReason, "no space left on device") ||
@@ -165,9 +157,8 @@ func TestDiskFull(t *testing.T) {
 	}
 
 	// Read-only: imports get 503 and why; reads are served.
-	code, body, _ := importRecs(target.proc, dir, diskRecord(t, 2))
-	if code != http.StatusServiceUnavailable || !strings.Contains(body, "node is read-only") || !strings.Contains(body, "no space left on device") {
-		t.Fatalf("import while read-only: %d %s", code, body)
+	if _, err := importRecs(target.proc, dir, diskRecord(t, 2)); !errors.Is(err, client.ErrReadOnly) || !strings.Contains(err.Error(), "no space left on device") {
+		t.Fatalf("import while read-only: %v; want ErrReadOnly (503) naming ENOSPC", err)
 	}
 	if out, err := gv(t, "status", dir); err != nil || !strings.Contains(out, "READ-ONLY since") || !strings.Contains(out, "no space left on device") {
 		t.Fatalf("grapevine status while read-only: %v\n%s", err, out)
@@ -228,8 +219,8 @@ func TestDiskFull(t *testing.T) {
 	t.Logf("%v: filler deleted; writable again %v later (retry every %v)", time.Since(filled).Round(time.Millisecond),
 		took.Round(time.Millisecond), daemon.ReadOnlyRetry)
 	last := diskRecord(t, 3)
-	if code, body, ok := importRecs(target.proc, dir, last); !ok {
-		t.Fatalf("import after space returned: %d %s", code, body)
+	if ok, err := importRecs(target.proc, dir, last); !ok {
+		t.Fatalf("import after space returned: %v", err)
 	}
 	waitFor(t, 10*time.Second, "the client to hold the node's record signed after read-only mode", func() (bool, string) {
 		s, _, err := cli.server(targetID)

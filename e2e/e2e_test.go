@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"grapevine/client"
+	"grapevine/client/apitype"
 	"grapevine/daemon"
 )
 
@@ -166,30 +167,26 @@ func (p *proc) tail() string {
 	return strings.Join(lines[max(0, len(lines)-6):], "\n")
 }
 
-func (p *proc) state() (daemon.Status, error) {
-	var st daemon.Status
+// api is a client of p's status endpoint, without the token: reads only.
+func (p *proc) api() *client.Client { return &client.Client{BaseURL: p.status} }
+
+func (p *proc) state() (apitype.Status, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.status+"/v1/status", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return st, err
-	}
-	defer resp.Body.Close()
-	return st, json.NewDecoder(resp.Body).Decode(&st)
+	return p.api().Status(ctx)
 }
 
-func (p *proc) server(id string) (daemon.ServerStatus, bool, error) {
+func (p *proc) server(id string) (apitype.ServerStatus, bool, error) {
 	st, err := p.state()
 	if err != nil {
-		return daemon.ServerStatus{}, false, err
+		return apitype.ServerStatus{}, false, err
 	}
 	for _, s := range st.Servers {
 		if s.ID == id {
 			return s, true, nil
 		}
 	}
-	return daemon.ServerStatus{}, false, nil
+	return apitype.ServerStatus{}, false, nil
 }
 
 // logLines returns the process's JSON log entries.

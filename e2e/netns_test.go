@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -19,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"grapevine/client"
+	"grapevine/client/apitype"
 	"grapevine/daemon"
 )
 
@@ -581,39 +582,30 @@ func (n *nsNode) client() bool { return strings.HasPrefix(n.name, "c") }
 
 // state reads GET /v1/status over the node's own loopback, inside its
 // namespace.
-func (n *nsNode) state() (daemon.Status, error) {
-	var st daemon.Status
+func (n *nsNode) state() (apitype.Status, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.status+"/v1/status", nil)
+	st, err := (&client.Client{BaseURL: n.status, HTTPClient: n.hc}).Status(ctx)
 	if err != nil {
-		return st, err
+		return st, fmt.Errorf("%s: %w", n.name, err)
 	}
-	resp, err := n.hc.Do(req)
-	if err != nil {
-		return st, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("%s: GET /v1/status: %s", n.name, resp.Status)
-	}
-	return st, json.NewDecoder(resp.Body).Decode(&st)
+	return st, nil
 }
 
 // view returns what the node knows of each server, by ID.
-func (n *nsNode) view() (map[string]daemon.ServerStatus, error) {
+func (n *nsNode) view() (map[string]apitype.ServerStatus, error) {
 	st, err := n.state()
 	if err != nil {
 		return nil, err
 	}
-	v := map[string]daemon.ServerStatus{}
+	v := map[string]apitype.ServerStatus{}
 	for _, s := range st.Servers {
 		v[s.ID] = s
 	}
 	return v, nil
 }
 
-func (n *nsNode) server(id string) (daemon.ServerStatus, error) {
+func (n *nsNode) server(id string) (apitype.ServerStatus, error) {
 	v, err := n.view()
 	return v[id], err
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +18,6 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"grapevine/announce"
-	"grapevine/daemon"
 	"grapevine/internal/testkit"
 	"grapevine/tahoe"
 )
@@ -113,8 +111,10 @@ func TestTahoeRoundTrip(t *testing.T) {
 	}
 
 	// The hints the signed records confirm are verified; the ghost's not.
-	var view daemon.TahoeView
-	getJSON(t, client.status+"/v1/tahoe/servers", &view)
+	view, err := client.api().TahoeServers(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	states := map[string]tahoe.HintState{}
 	for _, h := range view.Hints {
 		states[string(h.Key)] = h.State
@@ -213,24 +213,6 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
-}
-
-func getJSON(t *testing.T, url string, out any) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s", url, resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // readServersYAML reads a servers.yaml with a generic YAML decoder, the

@@ -129,7 +129,7 @@ func usageError(env *Env, c *command, format string, args ...any) int {
 // fail prints an error and returns exitFailure. Errors may quote other
 // nodes (a refused invite, the node's API), so they are escaped.
 func fail(env *Env, c *command, err error) int {
-	fmt.Fprintf(env.Stderr, "grapevine %s: %s\n", c.name, remote(err.Error(), lineRunes))
+	fmt.Fprintf(env.Stderr, "grapevine %s: %s\n", c.name, remoteLines(err.Error()))
 	return exitFailure
 }
 

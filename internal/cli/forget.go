@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"context"
 	"flag"
 	"fmt"
 
-	"grapevine/daemon"
+	"grapevine/client"
+	"grapevine/client/apitype"
 )
 
 func init() {
@@ -26,8 +28,10 @@ func runForget(env *Env, args []string) int {
 	if len(pos) != 2 {
 		return usageError(env, c, "want DIR and KEY, got %d arguments", len(pos))
 	}
-	var out daemon.ForgetResult
-	if err := callNode(pos[0], "POST", "/v1/forget", map[string]string{"id": pos[1]}, &out); err != nil {
+	out, err := callNode(pos[0], func(cl *client.Client, ctx context.Context) (apitype.ForgetResult, error) {
+		return cl.Forget(ctx, pos[1])
+	})
+	if err != nil {
 		return fail(env, c, err)
 	}
 	name := ""

@@ -1,13 +1,15 @@
 package cli
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"net/url"
 	"strings"
 	"time"
 
-	"grapevine/daemon"
+	"grapevine/client"
+	"grapevine/client/apitype"
 )
 
 func init() {
@@ -30,12 +32,13 @@ func runHistory(env *Env, args []string) int {
 	if len(pos) != 2 {
 		return usageError(env, c, "want DIR and KEY, got %d arguments", len(pos))
 	}
-	path := "/v1/servers/" + url.PathEscape(pos[1])
 	if *asJSON {
-		return printJSON(env, c, pos[0], path)
+		return printJSON(env, c, pos[0], "/v1/servers/"+url.PathEscape(pos[1]))
 	}
-	var h daemon.ServerHistory
-	if err := callNode(pos[0], "GET", path, nil, &h); err != nil {
+	h, err := callNode(pos[0], func(cl *client.Client, ctx context.Context) (apitype.ServerHistory, error) {
+		return cl.History(ctx, pos[1])
+	})
+	if err != nil {
 		return fail(env, c, err)
 	}
 	w, s := env.Stdout, h.Server

@@ -1,9 +1,13 @@
 package cli
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"time"
+
+	"grapevine/client"
+	"grapevine/client/apitype"
 )
 
 func init() {
@@ -27,13 +31,10 @@ func runInvite(env *Env, args []string) int {
 	if len(pos) != 1 {
 		return usageError(env, c, "want exactly one DIR, got %d arguments", len(pos))
 	}
-	var out struct {
-		Code    string    `json:"code"`
-		ID      string    `json:"id"`
-		Uses    int       `json:"uses"`
-		Expires time.Time `json:"expires"`
-	}
-	if err := callNode(pos[0], "POST", "/v1/invites", map[string]any{"uses": *uses, "expires": *expires}, &out); err != nil {
+	out, err := callNode(pos[0], func(cl *client.Client, ctx context.Context) (apitype.InviteCode, error) {
+		return cl.Invite(ctx, *uses, *expires)
+	})
+	if err != nil {
 		return fail(env, c, err)
 	}
 	fmt.Fprintln(env.Stdout, out.Code)

@@ -7,7 +7,8 @@ import (
 	"sort"
 	"strings"
 
-	"grapevine/daemon"
+	"grapevine/client"
+	"grapevine/client/apitype"
 )
 
 func init() {
@@ -29,8 +30,8 @@ func runMembers(env *Env, args []string) int {
 	if len(pos) != 1 {
 		return usageError(env, c, "want exactly one DIR, got %d arguments", len(pos))
 	}
-	var m daemon.Members
-	if err := callNode(pos[0], "GET", "/v1/members", nil, &m); err != nil {
+	m, err := callNode(pos[0], (*client.Client).Members)
+	if err != nil {
 		return fail(env, c, err)
 	}
 	printTree(env.Stdout, m)
@@ -38,8 +39,8 @@ func runMembers(env *Env, args []string) int {
 }
 
 // printTree prints the invitation tree from the founder down.
-func printTree(w io.Writer, m daemon.Members) {
-	kids := map[string][]daemon.MemberEdge{}
+func printTree(w io.Writer, m apitype.Members) {
+	kids := map[string][]apitype.MemberEdge{}
 	for _, e := range m.Invites {
 		kids[e.Issuer] = append(kids[e.Issuer], e)
 	}

@@ -81,3 +81,13 @@ func safeJSON(data []byte) []byte {
 	}
 	return out
 }
+
+// remoteLines is remote for text of several lines (an error naming one
+// bad entry per line): each line is escaped and cut on its own.
+func remoteLines(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = remote(l, lineRunes)
+	}
+	return strings.Join(lines, "\n")
+}

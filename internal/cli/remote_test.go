@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"grapevine/client/apitype"
 	"grapevine/daemon"
 )
 
@@ -92,15 +93,15 @@ func fakeNode(t *testing.T, answers map[string]any) string {
 func TestHostileRemoteText(t *testing.T) {
 	now := time.Now()
 	id := "v0-vhhmjyjpbmi6acgkwexpjnmg5ryoilx5upqnmv7v67x4isd4tuyq"
-	srv := daemon.ServerStatus{ID: id, Nickname: hostile, Services: []string{"storage", hostile}, LastError: hostile,
+	srv := apitype.ServerStatus{ID: id, Nickname: hostile, Services: []string{"storage", hostile}, LastError: hostile,
 		Hosts: []string{hostile}, LastConnectedAgo: -1, LastAttemptAgo: 3, NextDialInS: 5, Tombstoned: hostile}
-	ev := daemon.EventStatus{Kind: hostile, Peer: hostile, Service: hostile, Reason: hostile, Facts: map[string]string{hostile: hostile, "nickname": hostile}}
+	ev := apitype.EventStatus{Kind: hostile, Peer: hostile, Service: hostile, Reason: hostile, Facts: map[string]string{hostile: hostile, "nickname": hostile}}
 	dir := fakeNode(t, map[string]any{
-		"GET /v1/servers": daemon.ServerList{Now: now, Known: 2, Servers: []daemon.ServerStatus{srv, {ID: id, Nickname: "plain", LastConnectedAgo: -1}}},
-		"POST /v1/forget": daemon.ForgetResult{ID: id, Nickname: hostile, Forgotten: []daemon.ForgottenEntry{{Service: hostile, Reason: hostile}}},
-		"GET /v1/servers/" + id: daemon.ServerHistory{Now: now, Server: srv, Locators: []string{"gv://" + id + "@" + hostile},
-			Events: []daemon.EventStatus{ev}},
-		"GET /v1/status": daemon.Status{ID: id, Nickname: hostile, Locators: []string{hostile}, Events: []daemon.EventStatus{ev}},
+		"GET /v1/servers": apitype.ServerList{Now: now, Known: 2, Servers: []apitype.ServerStatus{srv, {ID: id, Nickname: "plain", LastConnectedAgo: -1}}},
+		"POST /v1/forget": apitype.ForgetResult{ID: id, Nickname: hostile, Forgotten: []apitype.ForgottenEntry{{Service: hostile, Reason: hostile}}},
+		"GET /v1/servers/" + id: apitype.ServerHistory{Now: now, Server: srv, Locators: []string{"gv://" + id + "@" + hostile},
+			Events: []apitype.EventStatus{ev}},
+		"GET /v1/status": apitype.Status{ID: id, Nickname: hostile, Locators: []string{hostile}, Events: []apitype.EventStatus{ev}},
 	})
 	for _, tc := range []struct {
 		args    []string
@@ -128,8 +129,15 @@ func TestHostileRemoteText(t *testing.T) {
 	// The JSON stays the same value.
 	var stdout bytes.Buffer
 	Main([]string{"servers", "--json", dir}, strings.NewReader(""), &stdout, &bytes.Buffer{})
-	var l daemon.ServerList
+	var l apitype.ServerList
 	if err := json.Unmarshal(stdout.Bytes(), &l); err != nil || len(l.Servers) != 2 || l.Servers[0].Nickname != strings.ToValidUTF8(hostile, "\ufffd") {
 		t.Errorf("--json: %v; the nickname does not read back", err)
+	}
+}
+
+// An error of several lines keeps its line breaks; each line is escaped.
+func TestRemoteLines(t *testing.T) {
+	if got, want := remoteLines("a.yaml:3: bad\na.yaml:6: \x1b[2J\n"), "a.yaml:3: bad\na.yaml:6: \\x1b[2J"; got != want {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }

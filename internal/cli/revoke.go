@@ -1,8 +1,12 @@
 package cli
 
 import (
+	"context"
 	"flag"
 	"fmt"
+
+	"grapevine/client"
+	"grapevine/client/apitype"
 )
 
 func init() {
@@ -24,10 +28,10 @@ func runRevoke(env *Env, args []string) int {
 	if len(pos) != 2 {
 		return usageError(env, c, "want DIR and MEMBER-ID, got %d arguments", len(pos))
 	}
-	var out struct {
-		Revocations []string `json:"revocations"`
-	}
-	if err := callNode(pos[0], "POST", "/v1/revoke", map[string]string{"member": pos[1]}, &out); err != nil {
+	out, err := callNode(pos[0], func(cl *client.Client, ctx context.Context) (apitype.Revoked, error) {
+		return cl.Revoke(ctx, pos[1])
+	})
+	if err != nil {
 		return fail(env, c, err)
 	}
 	fmt.Fprintf(env.Stdout, "revoked %d certificate(s) of %s\n", len(out.Revocations), pos[1])

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -12,7 +13,8 @@ import (
 	"time"
 
 	"grapevine/announce"
-	"grapevine/daemon"
+	"grapevine/client"
+	"grapevine/client/apitype"
 )
 
 func init() {
@@ -38,8 +40,8 @@ func runServers(env *Env, args []string) int {
 	if *asJSON {
 		return printJSON(env, c, pos[0], "/v1/servers")
 	}
-	var l daemon.ServerList
-	if err := callNode(pos[0], "GET", "/v1/servers", nil, &l); err != nil {
+	l, err := callNode(pos[0], (*client.Client).Servers)
+	if err != nil {
 		return fail(env, c, err)
 	}
 	fmt.Fprintf(env.Stdout, "Connected to %d of %d known servers; %d live (relayed).\n", l.Connected, l.Known, l.Live)
@@ -53,15 +55,17 @@ func runServers(env *Env, args []string) int {
 
 // printJSON prints the node's JSON answer to a GET as it came.
 func printJSON(env *Env, c *command, dir, path string) int {
-	var raw json.RawMessage
-	if err := callNode(dir, "GET", path, nil, &raw); err != nil {
+	raw, err := callNode(dir, func(cl *client.Client, ctx context.Context) (json.RawMessage, error) {
+		return cl.GetJSON(ctx, path)
+	})
+	if err != nil {
 		return fail(env, c, err)
 	}
 	fmt.Fprintf(env.Stdout, "%s\n", safeJSON(bytes.TrimSpace(raw)))
 	return exitOK
 }
 
-func printServerTable(w io.Writer, servers []daemon.ServerStatus, now time.Time) {
+func printServerTable(w io.Writer, servers []apitype.ServerStatus, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NICKNAME\tID\tSERVICES\tSTATUS\tRTT\tUP 1D\tUP 7D\tUP 30D\tSEQNUM\tRELAYED")
 	for _, s := range servers {
@@ -74,7 +78,7 @@ func printServerTable(w io.Writer, servers []daemon.ServerStatus, now time.Time)
 
 // statusPhrase says in words where the connection stands, as Tahoe's
 // welcome page does.
-func statusPhrase(s daemon.ServerStatus, now time.Time) string {
+func statusPhrase(s apitype.ServerStatus, now time.Time) string {
 	switch {
 	case s.Tombstoned != "" && len(s.Services) == 0:
 		return "Forgotten (" + remote(s.Tombstoned, cellRunes) + ")"
@@ -155,7 +159,7 @@ func percent(p *float64) string {
 	return fmt.Sprintf("%.0f%%", 100**p)
 }
 
-func seqnum(s daemon.ServerStatus) string {
+func seqnum(s apitype.ServerStatus) string {
 	if len(s.Services) == 0 {
 		return "-"
 	}

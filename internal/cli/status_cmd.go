@@ -8,7 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"grapevine/daemon"
+	"grapevine/client"
+	"grapevine/client/apitype"
 )
 
 func init() {
@@ -35,8 +36,8 @@ func runStatus(env *Env, args []string) int {
 	if *asJSON {
 		return printJSON(env, c, pos[0], "/v1/status")
 	}
-	var st daemon.Status
-	if err := callNode(pos[0], "GET", "/v1/status", nil, &st); err != nil {
+	st, err := callNode(pos[0], (*client.Client).Status)
+	if err != nil {
 		return fail(env, c, err)
 	}
 	w := env.Stdout
@@ -94,7 +95,7 @@ func runStatus(env *Env, args []string) int {
 
 // printEvents prints explain events one a line: how long ago, kind, peer
 // and service, reason, facts.
-func printEvents(w io.Writer, evs []daemon.EventStatus) {
+func printEvents(w io.Writer, evs []apitype.EventStatus) {
 	for _, e := range evs {
 		var b strings.Builder
 		fmt.Fprintf(&b, "  %7s ago  %s", dur(e.AgoS), remote(e.Kind, cellRunes))

@@ -15,7 +15,8 @@ import (
 	"time"
 
 	"grapevine/announce"
-	"grapevine/daemon"
+	"grapevine/client"
+	"grapevine/client/apitype"
 	"grapevine/internal/atomicfile"
 	"grapevine/nodedir"
 	"grapevine/tahoe"
@@ -118,7 +119,7 @@ func tahoeStamp() string { return time.Now().Format("15:04:05") }
 type tahoeExport struct {
 	data       []byte
 	servers    []tahoe.Server
-	unverified []daemon.TahoeHint
+	unverified []apitype.TahoeHint
 	skipped    []string // held records that failed verification
 	// duplicates are the records left out because another one names the
 	// same storage endpoint (tahoe.OneIDPerEndpoint).
@@ -127,8 +128,8 @@ type tahoeExport struct {
 
 // tahoeExportOnce asks the node for its storage servers and renders them.
 func tahoeExportOnce(dir string) (*tahoeExport, error) {
-	var v daemon.TahoeView
-	if err := callNode(dir, "GET", "/v1/tahoe/servers", nil, &v); err != nil {
+	v, err := callNode(dir, (*client.Client).TahoeServers)
+	if err != nil {
 		return nil, err
 	}
 	return tahoeExportOf(v, dir)
@@ -136,7 +137,7 @@ func tahoeExportOnce(dir string) (*tahoeExport, error) {
 
 // tahoeExportOf renders the servers.yaml of what the node at dir answered:
 // the live servers whose records verify, one per storage endpoint.
-func tahoeExportOf(v daemon.TahoeView, dir string) (*tahoeExport, error) {
+func tahoeExportOf(v apitype.TahoeView, dir string) (*tahoeExport, error) {
 	ex := &tahoeExport{}
 	var candidates []tahoe.Candidate
 	for _, s := range v.Servers {

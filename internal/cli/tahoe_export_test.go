@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"grapevine/announce"
-	"grapevine/daemon"
+	"grapevine/client/apitype"
 	"grapevine/internal/testkit"
 	"grapevine/tahoe"
 )
@@ -38,14 +38,14 @@ func TestExportOneIDPerEndpoint(t *testing.T) {
 		Locators: []string{"gv://" + string(gvKey.ID()) + "@192.0.2.11:7370"}}, 40))
 	ghost := tahoe.Hint{Key: "v0-erncpnkpd5a6nwr72p43wkvuloodbcfcddffpstcfkns7rkgtada", Ann: tahoe.Ann{Nickname: "ghost", FURL: "pb://g@tcp:192.0.2.1:1/x"}}
 
-	view := daemon.TahoeView{
+	view := apitype.TahoeView{
 		ID: string(gvKey.ID()),
-		Servers: []daemon.TahoeServer{
+		Servers: []apitype.TahoeServer{
 			{ID: string(gvKey.ID()), Self: true, Live: true, Record: gv},
 			{ID: alpha.Key, Live: true, Record: alpha},
 			{ID: beta.Key, Live: true, Record: beta},
 		},
-		Hints: []daemon.TahoeHint{{Hint: ghost, State: tahoe.Unverified, Label: ghost.Label(tahoe.Unverified)}},
+		Hints: []apitype.TahoeHint{{Hint: ghost, State: tahoe.Unverified, Label: ghost.Label(tahoe.Unverified)}},
 	}
 	ex, err := tahoeExportOf(view, "node")
 	if err != nil {

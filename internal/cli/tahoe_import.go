@@ -8,7 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"grapevine/daemon"
+	"grapevine/client"
+	"grapevine/client/apitype"
 	"grapevine/nodedir"
 	"grapevine/tahoe"
 )
@@ -52,7 +53,7 @@ func runImportTahoe(env *Env, args []string) int {
 	}
 	file, err := tahoe.Parse(name, data)
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "grapevine %s: %s\nnothing imported\n", c.name, remote(err.Error(), lineRunes))
+		fmt.Fprintf(env.Stderr, "grapevine %s: %s\nnothing imported\n", c.name, remoteLines(err.Error()))
 		return exitFailure
 	}
 	source := name
@@ -81,9 +82,9 @@ func runImportTahoe(env *Env, args []string) int {
 	}
 
 	// A running node says which hints its signed records already confirm.
-	states := map[string]daemon.TahoeHint{}
-	var view daemon.TahoeView
-	running := callNode(dir, "GET", "/v1/tahoe/servers", nil, &view) == nil
+	states := map[string]apitype.TahoeHint{}
+	view, err := callNode(dir, (*client.Client).TahoeServers)
+	running := err == nil
 	for _, h := range view.Hints {
 		states[string(h.Key)] = h
 	}
