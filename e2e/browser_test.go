@@ -82,7 +82,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	// gets her record by import; bob learns it from alice and fails to
 	// dial her.
 	carol := createWithStatus(t, root, "carol", "--location", "127.0.0.1:1", "--service", "storage=pb://carol@tcp:127.0.0.1:9001/swiss")
-	out, err := exec.Command(bin, "show-node", "--json", carol).Output()
+	out, err := exec.Command(bin, "node", "show", "--json", carol).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 		Anns []json.RawMessage `json:"announcements"`
 	}
 	if err := json.Unmarshal(out, &shown); err != nil || shown.ID == "" || len(shown.Anns) == 0 {
-		t.Fatalf("show-node --json: %v\n%s", err, out)
+		t.Fatalf("node show --json: %v\n%s", err, out)
 	}
 	annFile := filepath.Join(root, "carol.json")
 	anns, _ := json.Marshal(shown.Anns)
@@ -154,9 +154,9 @@ func TestStatusPageInBrowser(t *testing.T) {
 func createWithStatus(t *testing.T, root, name string, args ...string) string {
 	t.Helper()
 	dir := filepath.Join(root, name)
-	a := append([]string{"create-node", "--nickname", name, "--listen", "127.0.0.1:0", "--status", "127.0.0.1:0"}, args...)
+	a := append([]string{"node", "create", "--nickname", name, "--listen", "127.0.0.1:0", "--status", "127.0.0.1:0"}, args...)
 	if out, err := exec.Command(bin, append(a, dir)...).CombinedOutput(); err != nil {
-		t.Fatalf("create-node %s: %v\n%s", name, err, out)
+		t.Fatalf("node create %s: %v\n%s", name, err, out)
 	}
 	return dir
 }

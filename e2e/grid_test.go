@@ -62,8 +62,8 @@ func TestClosedGrid(t *testing.T) {
 	}
 	root := t.TempDir()
 	founderDir := filepath.Join(root, "founder")
-	if out, err := gv(t, "create-node", "--found-grid", "--nickname", "founder", "--listen", "127.0.0.1:0", founderDir); err != nil {
-		t.Fatalf("create-node --found-grid: %v\n%s", err, out)
+	if out, err := gv(t, "node", "create", "--found-grid", "--nickname", "founder", "--listen", "127.0.0.1:0", founderDir); err != nil {
+		t.Fatalf("node create --found-grid: %v\n%s", err, out)
 	}
 	appendRules(t, founderDir)
 	founder := start(t, "founder", founderDir)
@@ -146,7 +146,7 @@ func TestClosedGrid(t *testing.T) {
 
 	// A non-member that connects and gossips is dropped with a reason.
 	outsiderDir := filepath.Join(root, "outsider")
-	if out, err := gv(t, "create-node", "--nickname", "outsider", "--listen", "127.0.0.1:0", "--service", "storage=pb://o@tcp:127.0.0.1:3/swiss", outsiderDir); err != nil {
+	if out, err := gv(t, "node", "create", "--nickname", "outsider", "--listen", "127.0.0.1:0", "--service", "storage=pb://o@tcp:127.0.0.1:3/swiss", outsiderDir); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	appendRules(t, outsiderDir)

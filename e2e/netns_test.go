@@ -510,9 +510,9 @@ func (l *netLab) start(root, name, addr string, args []string, boot ...string) *
 	t := l.t
 	t.Helper()
 	dir := filepath.Join(root, name)
-	a := append([]string{"create-node", "--nickname", name, "--listen", addr + ":7370", "--status", "127.0.0.1:0"}, args...)
+	a := append([]string{"node", "create", "--nickname", name, "--listen", addr + ":7370", "--status", "127.0.0.1:0"}, args...)
 	if out, err := exec.Command(bin, append(a, dir)...).CombinedOutput(); err != nil {
-		t.Fatalf("create-node %s: %v\n%s", name, err, out)
+		t.Fatalf("node create %s: %v\n%s", name, err, out)
 	}
 	f, err := os.OpenFile(filepath.Join(dir, "grapevine.yaml"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {

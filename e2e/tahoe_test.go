@@ -25,7 +25,7 @@ import (
 // TestTahoeRoundTrip: a Tahoe client's introducer cache is imported into
 // a Grapevine client as unsigned hints; the servers it names run
 // Grapevine with their Tahoe keys, and the client learns their signed
-// records from them; export-tahoe-servers then writes a servers.yaml that
+// records from them; tahoe export then writes a servers.yaml that
 // Tahoe's own YAML loader reads back as exactly the running servers, the
 // cache's entries among them. --watch drops a server that leaves.
 func TestTahoeRoundTrip(t *testing.T) {
@@ -85,16 +85,16 @@ func TestTahoeRoundTrip(t *testing.T) {
 	// The client imports the cache, and a servers.yaml naming a server
 	// nobody runs, before it runs: hints only.
 	clientDir := create(t, root, "client")
-	out, err := gv(t, "import-tahoe", clientDir, cachePath)
+	out, err := gv(t, "tahoe", "import", clientDir, cachePath)
 	if err != nil || strings.Count(out, "unverified (from Tahoe cache): not trusted: unsigned; kept as a hint; will be accepted only when a signed announcement from this key arrives") != 2 {
-		t.Fatalf("import-tahoe: %v\n%s", err, out)
+		t.Fatalf("tahoe import: %v\n%s", err, out)
 	}
 	ghostPub, _, _ := ed25519.GenerateKey(nil)
 	ghost := string(announce.IDOf(ghostPub))
 	ghostFile := filepath.Join(root, "servers.yaml")
 	writeFile(t, ghostFile, "storage:\n  "+ghost+":\n    ann: {nickname: ghost, anonymous-storage-FURL: 'pb://ghost@tcp:192.0.2.1:1/x'}\n")
-	if out, err := gv(t, "import-tahoe", clientDir, ghostFile); err != nil {
-		t.Fatalf("import-tahoe servers.yaml: %v\n%s", err, out)
+	if out, err := gv(t, "tahoe", "import", clientDir, ghostFile); err != nil {
+		t.Fatalf("tahoe import servers.yaml: %v\n%s", err, out)
 	}
 	client := start(t, "client", clientDir, boot)
 	waitFor(t, 30*time.Second, "the client to learn every server", func() (bool, string) {
@@ -122,17 +122,17 @@ func TestTahoeRoundTrip(t *testing.T) {
 	if len(states) != 3 || states[string(cache.Entries[0].Key)] != tahoe.Verified || states[string(cache.Entries[1].Key)] != tahoe.Verified || states[ghost] != tahoe.Unverified {
 		t.Fatalf("hint states %v", states)
 	}
-	if out, err := gv(t, "import-tahoe", clientDir, cachePath); err != nil || strings.Count(out, "    verified: a signed announcement from this key is held") != 2 {
-		t.Fatalf("import-tahoe into the running client: %v\n%s", err, out)
+	if out, err := gv(t, "tahoe", "import", clientDir, cachePath); err != nil || strings.Count(out, "    verified: a signed announcement from this key is held") != 2 {
+		t.Fatalf("tahoe import into the running client: %v\n%s", err, out)
 	}
 
 	// Export, and read the file as Tahoe does.
 	serversYAML := filepath.Join(root, "tahoe-client", "private", "servers.yaml")
 	os.MkdirAll(filepath.Dir(serversYAML), 0o700)
-	out, err = gv(t, "export-tahoe-servers", "--out", serversYAML, clientDir)
+	out, err = gv(t, "tahoe", "export", "--out", serversYAML, clientDir)
 	if err != nil || !strings.Contains(out, "wrote 3 live storage servers to "+serversYAML) ||
 		!strings.Contains(out, "not written, unverified (from Tahoe servers.yaml): "+ghost+" ghost") {
-		t.Fatalf("export-tahoe-servers: %v\n%s", err, out)
+		t.Fatalf("tahoe export: %v\n%s", err, out)
 	}
 	written, _ := os.ReadFile(serversYAML)
 	t.Logf("servers.yaml:\n%s", written)
@@ -157,7 +157,7 @@ func TestTahoeRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := exec.Command(bin, "export-tahoe-servers", "--watch", "--interval", "300ms", "--out", watched, clientDir)
+	w := exec.Command(bin, "tahoe", "export", "--watch", "--interval", "300ms", "--out", watched, clientDir)
 	w.Stderr = logf
 	if err := w.Start(); err != nil {
 		t.Fatal(err)

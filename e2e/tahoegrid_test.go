@@ -22,7 +22,7 @@ type tahoePair struct {
 	gvDir string
 }
 
-// besideTahoe runs setup-tahoe for tn (creating root/gv-NAME with the
+// besideTahoe runs tahoe setup for tn (creating root/gv-NAME with the
 // short rules), starts the Grapevine node, then the Tahoe node.
 func besideTahoe(t *testing.T, root string, tn *tahoeNode, boot string, extra ...string) *tahoePair {
 	t.Helper()
@@ -35,13 +35,13 @@ func besideTahoe(t *testing.T, root string, tn *tahoeNode, boot string, extra ..
 
 func (p *tahoePair) setup(t *testing.T, boot string, extra ...string) {
 	t.Helper()
-	args := []string{"setup-tahoe", "--nickname", "gv-" + p.tahoe.name, "--listen", "127.0.0.1:0", "--status", "127.0.0.1:0"}
+	args := []string{"tahoe", "setup", "--nickname", "gv-" + p.tahoe.name, "--listen", "127.0.0.1:0", "--status", "127.0.0.1:0"}
 	if boot != "" {
 		args = append(args, "--bootstrap", boot)
 	}
 	args = append(append(args, extra...), p.tahoe.dir, p.gvDir)
 	if out, err := gv(t, args...); err != nil {
-		t.Fatalf("setup-tahoe %s: %v\n%s", p.tahoe.name, err, out)
+		t.Fatalf("tahoe setup %s: %v\n%s", p.tahoe.name, err, out)
 	}
 	appendRules(t, p.gvDir)
 }

@@ -16,9 +16,9 @@ func TestWalkthrough(t *testing.T) {
 	root := t.TempDir()
 	createPlain := func(name string, args ...string) string {
 		dir := filepath.Join(root, name)
-		a := append([]string{"create-node", "--nickname", name, "--listen", "127.0.0.1:0", "--status", "127.0.0.1:0"}, args...)
+		a := append([]string{"node", "create", "--nickname", name, "--listen", "127.0.0.1:0", "--status", "127.0.0.1:0"}, args...)
 		if out, err := exec.Command(bin, append(a, dir)...).CombinedOutput(); err != nil {
-			t.Fatalf("create-node %s: %v\n%s", name, err, out)
+			t.Fatalf("node create %s: %v\n%s", name, err, out)
 		}
 		return dir
 	}
@@ -47,7 +47,7 @@ func TestWalkthrough(t *testing.T) {
 	// Records imported into the running alice go through its status
 	// endpoint, and spread: bob learns carol, who never ran.
 	carol := createPlain("carol", "--service", "storage=pb://carol@tcp:127.0.0.1:9001/swiss")
-	ann, err := exec.Command(bin, "show-node", carol).Output()
+	ann, err := exec.Command(bin, "node", "show", carol).Output()
 	if err != nil {
 		t.Fatal(err)
 	}

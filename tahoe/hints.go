@@ -126,7 +126,7 @@ type hintsDoc struct {
 	Hints []Hint `yaml:"hints"`
 }
 
-const hintsHeader = `# Servers imported from Tahoe-LAFS files by 'grapevine import-tahoe'.
+const hintsHeader = `# Servers imported from Tahoe-LAFS files by 'grapevine tahoe import'.
 # NOT TRUSTED: Tahoe keeps announcements without their signatures, so these
 # are hints only. Grapevine never holds, dials, passes on or exports them;
 # it uses a server only once a signed announcement from its key arrives,

@@ -269,7 +269,7 @@ type Revoked struct {
 
 // TahoeView is the document at GET /v1/tahoe/servers: the storage servers
 // whose signed records the node holds, with the records themselves so
-// that export-tahoe-servers can verify them again and build Tahoe's
+// that tahoe export can verify them again and build Tahoe's
 // servers.yaml from them, and the unsigned hints imported from Tahoe
 // (tahoe.HintsFile) with what became of each.
 type TahoeView struct {

@@ -5,10 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"grapevine/announce"
@@ -16,45 +14,19 @@ import (
 	"grapevine/daemon"
 )
 
-func init() {
-	register(&command{
-		name:    "ann import",
-		args:    "DIR FILE|-",
-		summary: "Bring signed announcements into the node at DIR (running or not): one {msg, sig, key} object, an array of them, or one per line.",
-		run:     runAnnImport,
-	})
-}
-
 // maxImportInput bounds the file ann import reads.
 const maxImportInput = 64 << 20
 
-func runAnnImport(env *Env, args []string) int {
-	c := commands["ann import"]
-	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	pos, code, ok := parseFlags(env, c, fs, args)
-	if !ok {
-		return code
-	}
+func runAnnImport(env *Env, c *command, pos []string) int {
 	if len(pos) != 2 {
 		return usageError(env, c, "want DIR and FILE, got %d arguments", len(pos))
 	}
-	name, in := "stdin", env.Stdin
-	if pos[1] != "-" {
-		f, err := os.Open(pos[1])
-		if err != nil {
-			return fail(env, c, err)
-		}
-		defer f.Close()
-		name, in = pos[1], f
-	}
-	data, err := io.ReadAll(io.LimitReader(in, maxImportInput+1))
+	in, err := readInput(env, pos[1], maxImportInput)
 	if err != nil {
-		return fail(env, c, fmt.Errorf("%s: %w", name, err))
+		return fail(env, c, err)
 	}
-	if len(data) > maxImportInput {
-		return fail(env, c, fmt.Errorf("%s: larger than %d bytes", name, maxImportInput))
-	}
-	recs, bad := decodeSignedList(data)
+	name := in.name
+	recs, bad := decodeSignedList(in.data)
 	for _, b := range bad {
 		fmt.Fprintf(env.Stdout, "skipped %s: %s\n", name, remote(b, lineRunes))
 	}

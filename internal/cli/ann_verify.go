@@ -4,59 +4,36 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
-	"os"
 
 	"grapevine/announce"
 )
 
-func init() {
-	register(&command{
-		name:    "ann verify",
-		args:    "[FILE|-]",
-		summary: "Verify a signed announcement {\"msg\", \"sig\", \"key\"}; print it parsed, or why it is invalid.",
-		run:     runAnnVerify,
-	})
-}
-
 // maxAnnInput bounds what ann verify reads: a msg at its limit, escaped.
 const maxAnnInput = 8*announce.MaxMsgSize + 4096
 
-func runAnnVerify(env *Env, args []string) int {
-	c := commands["ann verify"]
-	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	pos, code, ok := parseFlags(env, c, fs, args)
-	if !ok {
-		return code
-	}
+func runAnnVerify(env *Env, c *command, pos []string) int {
 	if len(pos) > 1 {
 		return usageError(env, c, "want at most one FILE, got %d", len(pos))
 	}
-	name, in := "stdin", env.Stdin
-	if len(pos) == 1 && pos[0] != "-" {
-		f, err := os.Open(pos[0])
-		if err != nil {
-			return fail(env, c, err)
-		}
-		defer f.Close()
-		name, in = pos[0], f
+	file := "-"
+	if len(pos) == 1 {
+		file = pos[0]
 	}
-	data, err := io.ReadAll(io.LimitReader(in, maxAnnInput+1))
-	if err != nil {
-		return fail(env, c, fmt.Errorf("%s: %w", name, err))
-	}
+	in, err := readInput(env, file, maxAnnInput)
 	invalid := func(format string, args ...any) int {
 		fmt.Fprintf(env.Stdout, "invalid: %s\n", fmt.Sprintf(format, args...))
 		return exitFailure
 	}
-	if len(data) > maxAnnInput {
-		return invalid("%s: larger than %d bytes", name, maxAnnInput)
+	if tl := (*tooLargeError)(nil); errors.As(err, &tl) {
+		return invalid("%v", err)
 	}
-	s, err := decodeSigned(data)
 	if err != nil {
-		return invalid("%s: %v", name, err)
+		return fail(env, c, err)
+	}
+	s, err := decodeSigned(in.data)
+	if err != nil {
+		return invalid("%s: %v", in.name, err)
 	}
 	a, err := announce.Verify(s)
 	if err != nil {

@@ -11,16 +11,8 @@ import (
 	"grapevine/nodedir"
 )
 
-func init() {
-	register(&command{
-		name:    "create-node",
-		args:    "[--nickname N] [--service NAME=URL ...] [--listen HOST:PORT] [--location HOST:PORT ...] [--bootstrap LOCATOR ...] [--status HOST:PORT] [--found-grid | --relay] DIR",
-		summary: "Create a node directory: key pair, configuration, announcement counter.",
-		run:     runCreateNode,
-	})
-}
-
-// nodeFlags are the configuration flags create-node and join share.
+// nodeFlags are the configuration flags node create, join and tahoe
+// setup share.
 type nodeFlags struct {
 	nickname, listen, status     *string
 	services, locations, bootstr listFlag
@@ -29,14 +21,14 @@ type nodeFlags struct {
 
 func addNodeFlags(fs *flag.FlagSet) *nodeFlags {
 	f := &nodeFlags{
-		nickname: fs.String("nickname", "", "nickname shown to other operators"),
-		listen:   fs.String("listen", nodedir.DefaultListen, "host:port the gossip endpoint listens on"),
-		status:   fs.String("status", "127.0.0.1:0", "host:port of the local status endpoint; the chosen address is written to DIR/run/status; \"\" turns it off"),
+		nickname: fs.String("nickname", "", "the `NAME` shown to other operators"),
+		listen:   fs.String("listen", nodedir.DefaultListen, "the `HOST:PORT` the gossip endpoint listens on"),
+		status:   fs.String("status", "127.0.0.1:0", "the `HOST:PORT` of the local status endpoint; the chosen address is written to DIR/run/status; \"\" turns it off"),
 		relay:    fs.Bool("relay", false, "a relay: a grid-control-only node that announces no service and connects to servers"),
 	}
-	fs.Var(&f.services, "service", "announce a service: NAME=URL, e.g. storage=pb://... (a URL with #v= is a NURL; repeatable)")
-	fs.Var(&f.locations, "location", "host:port others dial to reach this node (repeatable; default: the listen address if it names a host)")
-	fs.Var(&f.bootstr, "bootstrap", "gv://v0-KEY@HOST:PORT locator of a node to dial at start (repeatable)")
+	fs.Var(&f.services, "service", "announce a service: `NAME=URL`, e.g. storage=pb://... (a URL with #v= is a NURL; repeatable)")
+	fs.Var(&f.locations, "location", "a `HOST:PORT` others dial to reach this node (repeatable; default: the listen address if it names a host)")
+	fs.Var(&f.bootstr, "bootstrap", "the gv://v0-KEY@HOST:PORT `LOCATOR` of a node to dial at start (repeatable)")
 	return f
 }
 
@@ -85,19 +77,23 @@ func (f *nodeFlags) config() (nodedir.Config, error) {
 	return cfg, nil
 }
 
-func runCreateNode(env *Env, args []string) int {
-	c := commands["create-node"]
-	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	nf := addNodeFlags(fs)
-	found := fs.Bool("found-grid", false, "found a closed grid: this node's ID becomes the grid ID, and only members it (or its members) invite are admitted")
-	pos, code, ok := parseFlags(env, c, fs, args)
-	if !ok {
-		return code
+type nodeCreateOpts struct {
+	node  *nodeFlags
+	found *bool
+}
+
+func nodeCreateFlags(fs *flag.FlagSet) nodeCreateOpts {
+	return nodeCreateOpts{
+		node:  addNodeFlags(fs),
+		found: fs.Bool("found-grid", false, "found a closed grid: this node's ID becomes the grid ID, and only members it (or its members) invite are admitted"),
 	}
+}
+
+func runNodeCreate(env *Env, c *command, o nodeCreateOpts, pos []string) int {
 	if len(pos) != 1 {
 		return usageError(env, c, "want exactly one DIR, got %d arguments", len(pos))
 	}
-	cfg, err := nf.config()
+	cfg, err := o.node.config()
 	if err != nil {
 		return usageError(env, c, "%v", err)
 	}
@@ -105,14 +101,14 @@ func runCreateNode(env *Env, args []string) int {
 	if err != nil {
 		return fail(env, c, err)
 	}
-	if *found {
+	if *o.found {
 		cfg.Grid = string(n.ID())
 		if err := n.SaveConfig(&cfg); err != nil {
 			return fail(env, c, err)
 		}
 	}
 	fmt.Fprintf(env.Stdout, "Created node %s in %s\n", n.ID(), n.Dir)
-	if *found {
+	if *o.found {
 		fmt.Fprintf(env.Stdout, "Founded grid %s; invite others with 'grapevine invite %s' while it runs\n", n.ID(), n.Dir)
 	}
 	printLocators(env, n)

@@ -2,29 +2,13 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 
 	"grapevine/client"
 	"grapevine/client/apitype"
 )
 
-func init() {
-	register(&command{
-		name:    "forget",
-		args:    "DIR KEY",
-		summary: "Make the running node in DIR forget a server now: its records are dropped and tombstoned, so only a newer seqnum from it is taken back. KEY is its v0- ID or an unambiguous prefix.",
-		run:     runForget,
-	})
-}
-
-func runForget(env *Env, args []string) int {
-	c := commands["forget"]
-	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	pos, code, ok := parseFlags(env, c, fs, args)
-	if !ok {
-		return code
-	}
+func runForget(env *Env, c *command, pos []string) int {
 	if len(pos) != 2 {
 		return usageError(env, c, "want DIR and KEY, got %d arguments", len(pos))
 	}

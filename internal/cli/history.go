@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"net/url"
 	"strings"
@@ -12,23 +11,7 @@ import (
 	"grapevine/client/apitype"
 )
 
-func init() {
-	register(&command{
-		name:    "history",
-		args:    "[--json] DIR KEY",
-		summary: "Show one server's connection history and the decisions about it, as the running node in DIR knows them. KEY is its v0- ID or an unambiguous prefix.",
-		run:     runHistory,
-	})
-}
-
-func runHistory(env *Env, args []string) int {
-	c := commands["history"]
-	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print the JSON of GET /v1/servers/KEY (docs/api.md)")
-	pos, code, ok := parseFlags(env, c, fs, args)
-	if !ok {
-		return code
-	}
+func runHistory(env *Env, c *command, asJSON *bool, pos []string) int {
 	if len(pos) != 2 {
 		return usageError(env, c, "want DIR and KEY, got %d arguments", len(pos))
 	}

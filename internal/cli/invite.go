@@ -10,29 +10,24 @@ import (
 	"grapevine/client/apitype"
 )
 
-func init() {
-	register(&command{
-		name:    "invite",
-		args:    "[--expires 7d] [--uses 1] DIR",
-		summary: "Print an invite code to the grid of the running node in DIR.",
-		run:     runInvite,
-	})
+type inviteOpts struct {
+	expires *string
+	uses    *int
 }
 
-func runInvite(env *Env, args []string) int {
-	c := commands["invite"]
-	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	expires := fs.String("expires", "7d", "how long the code can be redeemed, on this node's clock (e.g. 7d, 12h)")
-	uses := fs.Int("uses", 1, "how many nodes may join with the code")
-	pos, code, ok := parseFlags(env, c, fs, args)
-	if !ok {
-		return code
+func inviteFlags(fs *flag.FlagSet) inviteOpts {
+	return inviteOpts{
+		expires: fs.String("expires", "7d", "the `DURATION` the code can be redeemed for, on this node's clock (e.g. 7d, 12h)"),
+		uses:    fs.Int("uses", 1, "let `N` nodes join with the code"),
 	}
+}
+
+func runInvite(env *Env, c *command, o inviteOpts, pos []string) int {
 	if len(pos) != 1 {
 		return usageError(env, c, "want exactly one DIR, got %d arguments", len(pos))
 	}
 	out, err := callNode(pos[0], func(cl *client.Client, ctx context.Context) (apitype.InviteCode, error) {
-		return cl.Invite(ctx, *uses, *expires)
+		return cl.Invite(ctx, *o.uses, *o.expires)
 	})
 	if err != nil {
 		return fail(env, c, err)

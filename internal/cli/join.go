@@ -10,25 +10,21 @@ import (
 	"grapevine/daemon"
 )
 
-func init() {
-	register(&command{
-		name:    "join",
-		args:    "[--no-run] [node flags as for create-node] CODE [DIR]",
-		summary: "Join a grid with an invite code: create the node (DIR, default ./grapevine-node), redeem the code with the inviter, then run it.",
-		run:     runJoin,
-	})
+type joinOpts struct {
+	node  *nodeFlags
+	log   *logFlags
+	noRun *bool
 }
 
-func runJoin(env *Env, args []string) int {
-	c := commands["join"]
-	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	nf := addNodeFlags(fs)
-	noRun := fs.Bool("no-run", false, "only set up the node directory")
-	lf := addLogFlags(fs)
-	pos, code, ok := parseFlags(env, c, fs, args)
-	if !ok {
-		return code
+func joinFlags(fs *flag.FlagSet) joinOpts {
+	return joinOpts{
+		node:  addNodeFlags(fs),
+		log:   addLogFlags(fs),
+		noRun: fs.Bool("no-run", false, "only set up the node directory"),
 	}
+}
+
+func runJoin(env *Env, c *command, o joinOpts, pos []string) int {
 	if len(pos) < 1 || len(pos) > 2 {
 		return usageError(env, c, "want CODE and at most one DIR, got %d arguments", len(pos))
 	}
@@ -36,11 +32,11 @@ func runJoin(env *Env, args []string) int {
 	if len(pos) == 2 {
 		dir = pos[1]
 	}
-	cfg, err := nf.config()
+	cfg, err := o.node.config()
 	if err != nil {
 		return usageError(env, c, "%v", err)
 	}
-	log, err := lf.logger(env)
+	log, err := o.log.logger(env)
 	if err != nil {
 		return usageError(env, c, "%v", err)
 	}
@@ -51,7 +47,7 @@ func runJoin(env *Env, args []string) int {
 		return fail(env, c, err)
 	}
 	fmt.Fprintf(env.Stdout, "Joined grid %s as %s in %s (invited by %s)\n", n.Config.Grid, n.ID(), n.Dir, lastIssuer(n.Config.Membership))
-	if *noRun {
+	if *o.noRun {
 		fmt.Fprintf(env.Stdout, "Start it with: grapevine run %s\n", n.Dir)
 		return exitOK
 	}

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"sort"
@@ -11,22 +10,7 @@ import (
 	"grapevine/client/apitype"
 )
 
-func init() {
-	register(&command{
-		name:    "members",
-		args:    "DIR",
-		summary: "Show who invited whom in the grid, as the running node in DIR knows it.",
-		run:     runMembers,
-	})
-}
-
-func runMembers(env *Env, args []string) int {
-	c := commands["members"]
-	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	pos, code, ok := parseFlags(env, c, fs, args)
-	if !ok {
-		return code
-	}
+func runMembers(env *Env, c *command, pos []string) int {
 	if len(pos) != 1 {
 		return usageError(env, c, "want exactly one DIR, got %d arguments", len(pos))
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"grapevine/daemon"
@@ -14,60 +13,58 @@ import (
 	"grapevine/member"
 )
 
-func init() {
-	register(&command{
-		name:    "run",
-		args:    "[--bootstrap LOCATOR]... [--log-format text|json] [--log-level info|debug] [--log-similar N] [--clock-offset-file FILE] DIR",
-		summary: "Run the node in DIR until SIGINT or SIGTERM.",
-		run:     runRun,
-	})
+type runOpts struct {
+	bootstrap  *listFlag
+	log        *logFlags
+	offsetFile *string
 }
 
-func runRun(env *Env, args []string) int {
-	c := commands["run"]
-	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	var boot listFlag
-	fs.Var(&boot, "bootstrap", "a gv:// locator to dial at start, besides the configuration's (repeatable)")
-	lf := addLogFlags(fs)
-	offsetFile := fs.String("clock-offset-file", "", "testing: run on the system clock plus the duration in FILE (e.g. 8760h), re-read every second")
-	pos, code, ok := parseFlags(env, c, fs, args)
-	if !ok {
-		return code
-	}
+func runFlags(fs *flag.FlagSet) runOpts {
+	o := runOpts{bootstrap: new(listFlag), log: addLogFlags(fs)}
+	fs.Var(o.bootstrap, "bootstrap", "a gv:// `LOCATOR` to dial at start, besides the configuration's (repeatable)")
+	o.offsetFile = fs.String("clock-offset-file", "", "testing: run on the system clock plus the duration in `FILE` (e.g. 8760h), re-read every second")
+	return o
+}
+
+func runRun(env *Env, c *command, o runOpts, pos []string) int {
 	if len(pos) != 1 {
 		return usageError(env, c, "want exactly one DIR, got %d arguments", len(pos))
 	}
-	log, err := lf.logger(env)
+	log, err := o.log.logger(env)
 	if err != nil {
 		return usageError(env, c, "%v", err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	opt := daemon.Options{Dir: pos[0], Bootstrap: boot, Logger: log}
-	if *offsetFile != "" {
-		opt.Now = daemon.OffsetClock(*offsetFile, func(err error) { log.Warn("clock offset ignored", "err", err) })
+	opt := daemon.Options{Dir: pos[0], Bootstrap: *o.bootstrap, Logger: log}
+	if *o.offsetFile != "" {
+		opt.Now = daemon.OffsetClock(*o.offsetFile, func(err error) { log.Warn("clock offset ignored", "err", err) })
 	}
 	err = daemon.Run(ctx, opt)
-	lf.flush()
+	o.log.flush()
 	if err != nil {
 		return fail(env, c, err)
 	}
 	return exitOK
 }
 
+// logLevels are the values of --log-level, as slog.Level parses them.
+var logLevels = []string{"debug", "info", "warn", "error"}
+
 type logFlags struct {
-	format, level *string
+	format, level *choice
 	similar       *int
 	sampler       *logsample.Handler // set by logger
 }
 
+// addLogFlags defines the log flags run and join share.
 func addLogFlags(fs *flag.FlagSet) *logFlags {
-	return &logFlags{
-		format: fs.String("log-format", "text", "log format: text or json"),
-		level:  fs.String("log-level", "info", "log level: debug, info, warn or error"),
-		similar: fs.Int("log-similar", logsample.DefaultBurst, fmt.Sprintf("write at most this many similar log lines (same level, message, peer and reason) per %v, "+
-			"then one line with how many were dropped; 0 writes every line", logsample.DefaultInterval)),
-	}
+	f := &logFlags{format: newChoice("text", "text", "json"), level: newChoice("info", logLevels...)}
+	fs.Var(f.format, "log-format", "log format")
+	fs.Var(f.level, "log-level", "the least severe level logged")
+	f.similar = fs.Int("log-similar", logsample.DefaultBurst, fmt.Sprintf("write at most `N` similar log lines (same level, message, peer and reason) per %v, "+
+		"then one line with how many were dropped; 0 writes every line", logsample.DefaultInterval))
+	return f
 }
 
 // flush writes what the sampler still holds back.
@@ -79,18 +76,13 @@ func (f *logFlags) flush() {
 
 func (f *logFlags) logger(env *Env) (*slog.Logger, error) {
 	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(*f.level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", *f.level)
+	if err := lv.UnmarshalText([]byte(f.level.value)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", f.level.value, err)
 	}
 	hopts := &slog.HandlerOptions{Level: lv}
-	var h slog.Handler
-	switch strings.ToLower(*f.format) {
-	case "text":
-		h = slog.NewTextHandler(env.Stderr, hopts)
-	case "json":
+	var h slog.Handler = slog.NewTextHandler(env.Stderr, hopts)
+	if f.format.value == "json" {
 		h = slog.NewJSONHandler(env.Stderr, hopts)
-	default:
-		return nil, fmt.Errorf("--log-format %q: want text or json", *f.format)
 	}
 	if *f.similar < 0 {
 		return nil, fmt.Errorf("--log-similar %d: want 0 or more", *f.similar)

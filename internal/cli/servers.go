@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -17,23 +16,7 @@ import (
 	"grapevine/client/apitype"
 )
 
-func init() {
-	register(&command{
-		name:    "servers",
-		args:    "[--json] DIR",
-		summary: "List the servers the running node in DIR knows: live ones first, with connection status, RTT, uptime, seqnum and whether they are relayed.",
-		run:     runServers,
-	})
-}
-
-func runServers(env *Env, args []string) int {
-	c := commands["servers"]
-	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print the JSON of GET /v1/servers (docs/api.md)")
-	pos, code, ok := parseFlags(env, c, fs, args)
-	if !ok {
-		return code
-	}
+func runServers(env *Env, c *command, asJSON *bool, pos []string) int {
 	if len(pos) != 1 {
 		return usageError(env, c, "want exactly one DIR, got %d arguments", len(pos))
 	}

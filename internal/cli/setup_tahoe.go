@@ -19,16 +19,7 @@ import (
 	"grapevine/nodedir"
 )
 
-func init() {
-	register(&command{
-		name:    "setup-tahoe",
-		args:    "[--introducer-listen HOST:PORT] [--petname NAME] [--replace-introducers] [create-node's flags] TAHOE-DIR DIR",
-		summary: "Create a Grapevine node beside a Tahoe-LAFS node and make it the Tahoe node's introducer (docs/tahoe.md).",
-		run:     runSetupTahoe,
-	})
-}
-
-// IntroducersBackup is the suffix of the copy setup-tahoe keeps of the
+// IntroducersBackup is the suffix of the copy tahoe setup keeps of the
 // Tahoe node's introducers.yaml.
 const IntroducersBackup = ".before-grapevine"
 
@@ -39,17 +30,22 @@ type tahoeIntroducers struct {
 	} `yaml:"introducers"`
 }
 
-func runSetupTahoe(env *Env, args []string) int {
-	c := commands["setup-tahoe"]
-	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	nf := addNodeFlags(fs)
-	introListen := fs.String("introducer-listen", "", "host:port of the Foolscap introducer endpoint (default: 127.0.0.1 and a free port, fixed from now on)")
-	petname := fs.String("petname", nodedir.DefaultTahoePetname, "this introducer's name in the Tahoe node's private/introducers.yaml")
-	replace := fs.Bool("replace-introducers", false, "drop the Tahoe node's other introducers (default: keep them, so both run side by side)")
-	pos, code, ok := parseFlags(env, c, fs, args)
-	if !ok {
-		return code
+type tahoeSetupOpts struct {
+	node                 *nodeFlags
+	introListen, petname *string
+	replace              *bool
+}
+
+func tahoeSetupFlags(fs *flag.FlagSet) tahoeSetupOpts {
+	return tahoeSetupOpts{
+		node:        addNodeFlags(fs),
+		introListen: fs.String("introducer-listen", "", "the `HOST:PORT` of the Foolscap introducer endpoint (default: 127.0.0.1 and a free port, fixed from now on)"),
+		petname:     fs.String("petname", nodedir.DefaultTahoePetname, "this introducer's `NAME` in the Tahoe node's private/introducers.yaml"),
+		replace:     fs.Bool("replace-introducers", false, "drop the Tahoe node's other introducers (default: keep them, so both run side by side)"),
 	}
+}
+
+func runTahoeSetup(env *Env, c *command, o tahoeSetupOpts, pos []string) int {
 	if len(pos) != 2 {
 		return usageError(env, c, "want TAHOE-DIR and DIR, got %d arguments", len(pos))
 	}
@@ -66,7 +62,7 @@ func runSetupTahoe(env *Env, args []string) int {
 	if err != nil {
 		return fail(env, c, err)
 	}
-	cfg, err := nf.config()
+	cfg, err := o.node.config()
 	if err != nil {
 		return usageError(env, c, "%v", err)
 	}
@@ -79,20 +75,20 @@ func runSetupTahoe(env *Env, args []string) int {
 		// be able to reach the host: run it as a relay.
 		cfg.Role = "relay"
 	}
-	if *introListen == "" {
+	if *o.introListen == "" {
 		port, err := freePort()
 		if err != nil {
 			return fail(env, c, err)
 		}
-		*introListen = net.JoinHostPort("127.0.0.1", port)
+		*o.introListen = net.JoinHostPort("127.0.0.1", port)
 	}
-	cfg.Introducer = nodedir.IntroducerConfig{Listen: *introListen}
+	cfg.Introducer = nodedir.IntroducerConfig{Listen: *o.introListen}
 	cfg.Tahoe = nodedir.TahoeConfig{NodeDir: tahoeDir}
-	if *petname != nodedir.DefaultTahoePetname {
-		cfg.Tahoe.Petname = *petname
+	if *o.petname != nodedir.DefaultTahoePetname {
+		cfg.Tahoe.Petname = *o.petname
 	}
-	if _, ok := old.Introducers[*petname]; ok {
-		return fail(env, c, fmt.Errorf("%s already has an introducer named %q: pick another --petname, or undo the earlier setup first", introPath, *petname))
+	if _, ok := old.Introducers[*o.petname]; ok {
+		return fail(env, c, fmt.Errorf("%s already has an introducer named %q: pick another --petname, or undo the earlier setup first", introPath, *o.petname))
 	}
 	n, err := nodedir.Create(pos[1], nodedir.Options{Config: cfg})
 	if err != nil {
@@ -103,7 +99,7 @@ func runSetupTahoe(env *Env, args []string) int {
 		os.RemoveAll(n.Dir)
 		return fail(env, c, err)
 	}
-	backup, err := pointTahoeAt(introPath, old, *petname, furl, *replace)
+	backup, err := pointTahoeAt(introPath, old, *o.petname, furl, *o.replace)
 	if err != nil {
 		os.RemoveAll(n.Dir)
 		return fail(env, c, err)
@@ -112,10 +108,10 @@ func runSetupTahoe(env *Env, args []string) int {
 	fmt.Fprintf(env.Stdout, "Created node %s in %s beside the Tahoe node %s\n", n.ID(), n.Dir, tahoeDir)
 	printLocators(env, n)
 	fmt.Fprintf(env.Stdout, "Introducer FURL: %s (also in %s)\n", furl, filepath.Join(n.Dir, "private", daemon.IntroducerFURL))
-	if *replace {
-		fmt.Fprintf(env.Stdout, "Pointed %s at it, as its only introducer %q\n", introPath, *petname)
+	if *o.replace {
+		fmt.Fprintf(env.Stdout, "Pointed %s at it, as its only introducer %q\n", introPath, *o.petname)
 	} else {
-		fmt.Fprintf(env.Stdout, "Added it to %s as introducer %q, beside %d other(s)\n", introPath, *petname, len(old.Introducers))
+		fmt.Fprintf(env.Stdout, "Added it to %s as introducer %q, beside %d other(s)\n", introPath, *o.petname, len(old.Introducers))
 	}
 	if storage {
 		fmt.Fprintf(env.Stdout, "The Tahoe node is a storage server: this node hosts it (role relay), keeping it live on the grid while it is connected\n")
@@ -130,11 +126,11 @@ func runSetupTahoe(env *Env, args []string) int {
 	} else {
 		fmt.Fprintf(env.Stdout, "  rm %s\n", introPath)
 	}
-	fmt.Fprintf(env.Stdout, "  rm -f %s\n  rm -r %s\n", daemon.TahoeCachePath(tahoeDir, *petname), n.Dir)
+	fmt.Fprintf(env.Stdout, "  rm -f %s\n  rm -r %s\n", daemon.TahoeCachePath(tahoeDir, *o.petname), n.Dir)
 	return exitOK
 }
 
-// readTahoeCfg reads the INI keys setup-tahoe needs, as "section.key".
+// readTahoeCfg reads the INI keys tahoe setup needs, as "section.key".
 func readTahoeCfg(path string) (map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"path/filepath"
 
@@ -10,15 +9,6 @@ import (
 	"grapevine/daemon"
 	"grapevine/nodedir"
 )
-
-func init() {
-	register(&command{
-		name:    "show-node",
-		args:    "[--json] DIR",
-		summary: "Print a node's ID, nickname, locators and current signed announcements.",
-		run:     runShowNode,
-	})
-}
 
 type nodeInfo struct {
 	ID       announce.NodeID `json:"id"`
@@ -31,14 +21,7 @@ type nodeInfo struct {
 	Announcements  []announce.Signed `json:"announcements"`
 }
 
-func runShowNode(env *Env, args []string) int {
-	c := commands["show-node"]
-	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, code, ok := parseFlags(env, c, fs, args)
-	if !ok {
-		return code
-	}
+func runNodeShow(env *Env, c *command, asJSON *bool, pos []string) int {
 	if len(pos) != 1 {
 		return usageError(env, c, "want exactly one DIR, got %d arguments", len(pos))
 	}

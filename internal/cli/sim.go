@@ -10,65 +10,57 @@ import (
 	"grapevine/sim"
 )
 
-func init() {
-	register(&command{
-		name:    "sim",
-		args:    "[--design D|all] [--seed S] --out DIR SCENARIO.yaml",
-		summary: "Run a simulation scenario (docs/sim.md) and write report.json, report.txt and SVG plots.",
-		run:     runSim,
-	})
+type simOpts struct {
+	design *choice
+	seed   *uint64
+	out    *string
+	quiet  *bool
 }
 
-func runSim(env *Env, args []string) int {
-	c := commands["sim"]
-	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	design := fs.String("design", "all", "design: "+strings.Join(sim.DesignNames(), ", ")+", or all")
-	seed := fs.Uint64("seed", 0, "random seed (0: the scenario's)")
-	out := fs.String("out", "", "directory for the reports (required)")
-	quiet := fs.Bool("quiet", false, "no progress bar")
-	pos, code, ok := parseFlags(env, c, fs, args)
-	if !ok {
-		return code
-	}
+func simFlags(fs *flag.FlagSet) simOpts {
+	o := simOpts{design: newChoice("all", append(sim.AllDesignNames(), "all")...)}
+	fs.Var(o.design, "design", "the design to run, or all: "+strings.Join(sim.DesignNames(), ", "))
+	o.seed = fs.Uint64("seed", 0, "random `SEED` (0: the scenario's)")
+	o.out = fs.String("out", "", "write the reports into `DIR`")
+	o.quiet = fs.Bool("quiet", false, "no progress bar")
+	return o
+}
+
+func runSim(env *Env, c *command, o simOpts, pos []string) int {
 	if len(pos) != 1 {
 		return usageError(env, c, "want exactly one SCENARIO file, got %d", len(pos))
-	}
-	if *out == "" {
-		return usageError(env, c, "--out DIR is required")
 	}
 	sc, err := sim.LoadScenario(pos[0])
 	if err != nil {
 		return fail(env, c, err)
 	}
-	designs := []string{*design}
-	if *design == "all" {
+	designs := []string{o.design.value}
+	if o.design.value == "all" {
 		designs = sim.DesignNames()
-	} else if _, ok := sim.Designs[*design]; !ok {
-		return usageError(env, c, "unknown design %q (have %s)", *design, strings.Join(sim.DesignNames(), ", "))
 	}
 	var reps []*sim.Report
 	for _, d := range designs {
 		start := time.Now()
-		opt := sim.Options{Design: d, Seed: *seed}
-		if !*quiet {
+		opt := sim.Options{Design: d, Seed: *o.seed}
+		if !*o.quiet {
 			opt.Progress = progressBar(env, sc.Name+"/"+d)
 		}
 		rep, err := sim.Run(sc, opt)
 		if err != nil {
 			return fail(env, c, err)
 		}
-		if !*quiet {
+		if !*o.quiet {
 			took := time.Since(start)
 			fmt.Fprintf(env.Stderr, "\n%s/%s: %d nodes, %.0f days in %v; %d records delivered, %.0f per second\n", sc.Name, d, rep.Nodes, rep.DurationDays,
 				took.Round(time.Millisecond), rep.Metrics.RecordsDelivered, float64(rep.Metrics.RecordsDelivered)/took.Seconds())
 		}
 		reps = append(reps, rep)
 	}
-	if err := sim.WriteReports(*out, sc, reps); err != nil {
+	if err := sim.WriteReports(*o.out, sc, reps); err != nil {
 		return fail(env, c, err)
 	}
 	fmt.Fprint(env.Stdout, sim.Table(sc, reps))
-	fmt.Fprintf(env.Stdout, "\nReports in %s\n", filepath.Clean(*out))
+	fmt.Fprintf(env.Stdout, "\nReports in %s\n", filepath.Clean(*o.out))
 	return exitOK
 }
 

@@ -12,28 +12,23 @@ import (
 	"grapevine/client/apitype"
 )
 
-func init() {
-	register(&command{
-		name:    "status",
-		args:    "[--json] [--events N] DIR",
-		summary: "Summarize the running node in DIR: connected and known servers, records, tombstones, counter and recent events.",
-		run:     runStatus,
-	})
+type statusOpts struct {
+	json    *bool
+	nEvents *int
 }
 
-func runStatus(env *Env, args []string) int {
-	c := commands["status"]
-	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print the JSON of GET /v1/status (docs/api.md)")
-	nEvents := fs.Int("events", 10, "how many of the recent events to show")
-	pos, code, ok := parseFlags(env, c, fs, args)
-	if !ok {
-		return code
+func statusFlags(fs *flag.FlagSet) statusOpts {
+	return statusOpts{
+		json:    jsonFlag("print the JSON of GET /v1/status (docs/api.md)")(fs),
+		nEvents: fs.Int("events", 10, "show the last `N` of the recent events"),
 	}
+}
+
+func runStatus(env *Env, c *command, o statusOpts, pos []string) int {
 	if len(pos) != 1 {
 		return usageError(env, c, "want exactly one DIR, got %d arguments", len(pos))
 	}
-	if *asJSON {
+	if *o.json {
 		return printJSON(env, c, pos[0], "/v1/status")
 	}
 	st, err := callNode(pos[0], (*client.Client).Status)
@@ -83,8 +78,8 @@ func runStatus(env *Env, args []string) int {
 	fmt.Fprintf(w, "Counter: %d (the last seqnum this node signed)\n", st.Counter)
 	fmt.Fprintf(w, "Dials in flight: %d; sync rounds: %d; elapsed: %s\n", st.InFlight, st.SyncRounds, dur(st.ElapsedS))
 	evs := st.Events
-	if *nEvents >= 0 && len(evs) > *nEvents {
-		evs = evs[len(evs)-*nEvents:]
+	if *o.nEvents >= 0 && len(evs) > *o.nEvents {
+		evs = evs[len(evs)-*o.nEvents:]
 	}
 	if len(evs) > 0 {
 		fmt.Fprintf(w, "\nRecent events (%d of the %d kept, oldest first):\n", len(evs), len(st.Events))

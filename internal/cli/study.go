@@ -13,15 +13,6 @@ import (
 	"grapevine/sim"
 )
 
-func init() {
-	register(&command{
-		name:    "study",
-		args:    "[--scenarios DIR] [--out DIR] [--doc FILE] [--seed S] [--workers N] [--at-scale [--servers N] [--clients N] [--designs LIST]]",
-		summary: "Run every study scenario under every design and write docs/study.md with tables and plots; --at-scale writes its \"At scale\" section.",
-		run:     runStudy,
-	})
-}
-
 // The study at scale: these scenarios, designs and population.
 var atScale = struct {
 	scenarios        []string
@@ -29,52 +20,62 @@ var atScale = struct {
 	servers, clients int
 }{[]string{"steady", "departures", "clock-skew", "nat"}, "grapevine,never-forget", 1000, 9000}
 
-func runStudy(env *Env, args []string) int {
-	c := commands["study"]
-	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	dir := fs.String("scenarios", "sim/scenarios/study", "directory of scenario files")
-	out := fs.String("out", "docs/study", "directory for per-scenario reports and plots (at scale: its at-scale/ subdirectory)")
-	doc := fs.String("doc", "docs/study.md", "the study document to write")
-	seed := fs.Uint64("seed", 0, "random seed for every run (0: each scenario's)")
-	quiet := fs.Bool("quiet", false, "no progress bar")
-	workers := fs.Int("workers", 2, "runs at once")
-	scale := fs.Bool("at-scale", false, fmt.Sprintf("run %s with %d servers and %d clients under %s, and write only the \"At scale\" section",
-		strings.Join(atScale.scenarios, ", "), atScale.servers, atScale.clients, atScale.designs))
-	servers := fs.Int("servers", atScale.servers, "servers in each scenario (with --at-scale)")
-	clients := fs.Int("clients", atScale.clients, "clients in each scenario (with --at-scale)")
-	designs := fs.String("designs", atScale.designs, "comma-separated designs (with --at-scale)")
-	pos, code, ok := parseFlags(env, c, fs, args)
-	if !ok {
-		return code
+type studyOpts struct {
+	fs                     *flag.FlagSet // to write the command line into the document
+	dir, out, doc, designs *string
+	seed                   *uint64
+	quiet, scale           *bool
+	workers                *int
+	servers, clients       *int
+}
+
+func studyFlags(fs *flag.FlagSet) studyOpts {
+	return studyOpts{
+		fs:      fs,
+		dir:     fs.String("scenarios", "sim/scenarios/study", "read the scenario files in `DIR`"),
+		out:     fs.String("out", "docs/study", "write per-scenario reports and plots into `DIR` (at scale: its at-scale/ subdirectory)"),
+		doc:     fs.String("doc", "docs/study.md", "write the study document to `FILE`"),
+		seed:    fs.Uint64("seed", 0, "random `SEED` for every run (0: each scenario's)"),
+		quiet:   fs.Bool("quiet", false, "no progress bar"),
+		workers: fs.Int("workers", 2, "`N` runs at once"),
+		scale: fs.Bool("at-scale", false, fmt.Sprintf("run %s with %d servers and %d clients under %s, and write only the \"At scale\" section",
+			strings.Join(atScale.scenarios, ", "), atScale.servers, atScale.clients, atScale.designs)),
+		servers: fs.Int("servers", atScale.servers, "`N` servers in each scenario (with --at-scale)"),
+		clients: fs.Int("clients", atScale.clients, "`N` clients in each scenario (with --at-scale)"),
+		designs: fs.String("designs", atScale.designs, "run the comma-separated `LIST` of designs (with --at-scale)"),
 	}
+}
+
+func runStudy(env *Env, c *command, o studyOpts, pos []string) int {
 	if len(pos) != 0 {
 		return usageError(env, c, "unexpected arguments %v", pos)
 	}
-	if *workers < 1 {
-		return usageError(env, c, "--workers %d: want at least 1", *workers)
+	if *o.workers < 1 {
+		return usageError(env, c, "--workers %d: want at least 1", *o.workers)
 	}
-	plan := sim.StudyPlan{Seed: *seed, Workers: *workers}
-	if *scale {
-		if *servers < 1 || *clients < 1 {
+	command := "go run ./cmd/grapevine study" + flagsGiven(o.fs, "quiet")
+	plan, out := sim.StudyPlan{Seed: *o.seed, Workers: *o.workers}, *o.out
+	if *o.scale {
+		if *o.servers < 1 || *o.clients < 1 {
 			return usageError(env, c, "--servers and --clients must be at least 1")
 		}
 		for _, n := range atScale.scenarios {
-			plan.Files = append(plan.Files, filepath.Join(*dir, n+".yaml"))
+			plan.Files = append(plan.Files, filepath.Join(*o.dir, n+".yaml"))
 		}
-		plan.Designs = strings.Split(*designs, ",")
-		plan.Servers, plan.Clients = *servers, *clients
-		*out = filepath.Join(*out, "at-scale")
+		plan.Designs = strings.Split(*o.designs, ",")
+		plan.Servers, plan.Clients = *o.servers, *o.clients
+		out = filepath.Join(out, "at-scale")
 	} else {
-		files, err := filepath.Glob(filepath.Join(*dir, "*.yaml"))
+		files, err := filepath.Glob(filepath.Join(*o.dir, "*.yaml"))
 		if err != nil || len(files) == 0 {
-			return fail(env, c, fmt.Errorf("no scenario files in %s", *dir))
+			return fail(env, c, fmt.Errorf("no scenario files in %s", *o.dir))
 		}
 		plan.Files = files
 	}
 	start := time.Now()
-	if !*quiet {
+	if !*o.quiet {
 		var mu sync.Mutex
-		if *workers == 1 {
+		if *o.workers == 1 {
 			bars := map[string]func(time.Duration, time.Duration){}
 			plan.Progress = func(label string, done, total time.Duration) {
 				mu.Lock()
@@ -91,36 +92,48 @@ func runStudy(env *Env, args []string) int {
 		plan.Done = func(label string, took time.Duration) {
 			mu.Lock()
 			defer mu.Unlock()
-			if *workers == 1 {
+			if *o.workers == 1 {
 				fmt.Fprintln(env.Stderr)
 			}
 			fmt.Fprintf(env.Stderr, "%s done in %v\n", label, took.Round(time.Second))
 		}
 	}
-	results, err := sim.RunStudy(plan, *out)
+	results, err := sim.RunStudy(plan, out)
 	if err != nil {
 		return fail(env, c, err)
 	}
-	command := "go run ./cmd/grapevine study"
-	for _, a := range args {
-		if a != "--quiet" && a != "-quiet" {
-			command += " " + a
-		}
-	}
-	old, err := os.ReadFile(*doc)
+	old, err := os.ReadFile(*o.doc)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fail(env, c, err)
 	}
 	var md string
-	if *scale {
-		section := sim.AtScaleMarkdown(results, *out, filepath.Dir(*doc), command, time.Since(start), *workers)
+	if *o.scale {
+		section := sim.AtScaleMarkdown(results, out, filepath.Dir(*o.doc), command, time.Since(start), *o.workers)
 		md = sim.SpliceAtScale(string(old), "", section)
 	} else {
-		md = sim.SpliceAtScale(sim.StudyMarkdown(results, *out, filepath.Dir(*doc), command, *seed), string(old), "")
+		md = sim.SpliceAtScale(sim.StudyMarkdown(results, out, filepath.Dir(*o.doc), command, *o.seed), string(old), "")
 	}
-	if err := os.WriteFile(*doc, []byte(md), 0o644); err != nil {
+	if err := os.WriteFile(*o.doc, []byte(md), 0o644); err != nil {
 		return fail(env, c, err)
 	}
-	fmt.Fprintf(env.Stdout, "\nWrote %s and %s/ (%d scenarios x %d designs) in %v\n", *doc, *out, len(results), len(results[0].Reports), time.Since(start).Round(time.Second))
+	fmt.Fprintf(env.Stdout, "\nWrote %s and %s/ (%d scenarios x %d designs) in %v\n", *o.doc, out, len(results), len(results[0].Reports), time.Since(start).Round(time.Second))
 	return exitOK
+}
+
+// flagsGiven writes the flags given on the command line, but for skip,
+// as " --name value" (" --name" for a true bool), ordered by name.
+func flagsGiven(fs *flag.FlagSet, skip string) string {
+	var b strings.Builder
+	fs.Visit(func(f *flag.Flag) {
+		switch bf, isBool := f.Value.(interface{ IsBoolFlag() bool }); {
+		case f.Name == skip:
+		case isBool && bf.IsBoolFlag() && f.Value.String() == "true":
+			fmt.Fprintf(&b, " --%s", f.Name)
+		case isBool && bf.IsBoolFlag():
+			fmt.Fprintf(&b, " --%s=%s", f.Name, f.Value)
+		default:
+			fmt.Fprintf(&b, " --%s %s", f.Name, f.Value)
+		}
+	})
+	return b.String()
 }

@@ -22,55 +22,51 @@ import (
 	"grapevine/tahoe"
 )
 
-func init() {
-	register(&command{
-		name:    "export-tahoe-servers",
-		args:    "[--watch] [--interval 3s] [--out FILE] DIR",
-		summary: "Write a Tahoe servers.yaml listing the live storage servers the running node at DIR knows, from their verified signed announcements.",
-		run:     runExportTahoe,
-	})
+type tahoeExportOpts struct {
+	out      *string
+	watch    *bool
+	interval *time.Duration
 }
 
-func runExportTahoe(env *Env, args []string) int {
-	c := commands["export-tahoe-servers"]
-	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	out := fs.String("out", "", "write to FILE atomically (temporary file and rename); default standard output")
-	watch := fs.Bool("watch", false, "keep running and rewrite FILE whenever the servers change, until SIGINT or SIGTERM (needs --out)")
-	interval := fs.Duration("interval", 3*time.Second, "with --watch, how often to ask the node")
-	pos, code, ok := parseFlags(env, c, fs, args)
-	if !ok {
-		return code
+func tahoeExportFlags(fs *flag.FlagSet) tahoeExportOpts {
+	return tahoeExportOpts{
+		out:      fs.String("out", "", "write to `FILE` atomically (temporary file and rename); default standard output"),
+		watch:    fs.Bool("watch", false, "keep running and rewrite FILE whenever the servers change, until SIGINT or SIGTERM (needs --out)"),
+		interval: fs.Duration("interval", 3*time.Second, "with --watch, ask the node every `DURATION`"),
 	}
+}
+
+func runTahoeExport(env *Env, c *command, o tahoeExportOpts, pos []string) int {
 	if len(pos) != 1 {
 		return usageError(env, c, "want exactly one DIR, got %d arguments", len(pos))
 	}
-	if *watch && *out == "" {
+	if *o.watch && *o.out == "" {
 		return usageError(env, c, "--watch rewrites a file: give it with --out")
 	}
-	if *interval < 100*time.Millisecond {
-		return usageError(env, c, "--interval %v: at least 100ms", *interval)
+	if *o.interval < 100*time.Millisecond {
+		return usageError(env, c, "--interval %v: at least 100ms", *o.interval)
 	}
 	dir := pos[0]
 	if _, err := os.Stat(filepath.Join(dir, nodedir.ConfigFile)); err != nil {
 		return fail(env, c, fmt.Errorf("%s is not a node directory: %w", dir, err))
 	}
-	if !*watch {
+	if !*o.watch {
 		ex, err := tahoeExportOnce(dir)
 		if err != nil {
 			return fail(env, c, err)
 		}
-		if *out == "" {
+		if *o.out == "" {
 			env.Stdout.Write(ex.data)
-		} else if err := atomicfile.WriteFile(*out, ex.data, 0o644); err != nil {
+		} else if err := atomicfile.WriteFile(*o.out, ex.data, 0o644); err != nil {
 			return fail(env, c, err)
 		}
-		ex.report(env, *out)
+		ex.report(env, *o.out)
 		return exitOK
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	last, _ := os.ReadFile(*out)
+	last, _ := os.ReadFile(*o.out)
 	var prev *tahoeExport
 	lastErr := ""
 	for {
@@ -78,27 +74,27 @@ func runExportTahoe(env *Env, args []string) int {
 		switch {
 		case err != nil:
 			if err.Error() != lastErr {
-				fmt.Fprintf(env.Stderr, "%s %s; %s is left as it is\n", tahoeStamp(), remote(err.Error(), lineRunes), *out)
+				fmt.Fprintf(env.Stderr, "%s %s; %s is left as it is\n", tahoeStamp(), remote(err.Error(), lineRunes), *o.out)
 			}
 			lastErr = err.Error()
 		case !bytes.Equal(ex.data, last):
-			if err := atomicfile.WriteFile(*out, ex.data, 0o644); err != nil {
+			if err := atomicfile.WriteFile(*o.out, ex.data, 0o644); err != nil {
 				return fail(env, c, err)
 			}
 			last, lastErr = ex.data, ""
-			fmt.Fprintf(env.Stderr, "%s wrote %d live storage servers to %s%s\n", tahoeStamp(), len(ex.servers), *out, ex.diff(prev))
+			fmt.Fprintf(env.Stderr, "%s wrote %d live storage servers to %s%s\n", tahoeStamp(), len(ex.servers), *o.out, ex.diff(prev))
 			for _, d := range ex.newDuplicates(prev) {
 				fmt.Fprintf(env.Stderr, "%s not written, duplicate: %s\n", tahoeStamp(), remote(d.String(), lineRunes))
 			}
 			prev = ex
 		default:
 			if lastErr != "" {
-				fmt.Fprintf(env.Stderr, "%s the node answers again; %s is up to date\n", tahoeStamp(), *out)
+				fmt.Fprintf(env.Stderr, "%s the node answers again; %s is up to date\n", tahoeStamp(), *o.out)
 			}
 			lastErr = ""
 			if prev == nil {
 				prev = ex
-				fmt.Fprintf(env.Stderr, "%s %s is up to date: %d live storage servers\n", tahoeStamp(), *out, len(ex.servers))
+				fmt.Fprintf(env.Stderr, "%s %s is up to date: %d live storage servers\n", tahoeStamp(), *o.out, len(ex.servers))
 				for _, d := range ex.duplicates {
 					fmt.Fprintf(env.Stderr, "%s not written, duplicate: %s\n", tahoeStamp(), remote(d.String(), lineRunes))
 				}
@@ -108,7 +104,7 @@ func runExportTahoe(env *Env, args []string) int {
 		case <-ctx.Done():
 			fmt.Fprintf(env.Stderr, "%s stopped\n", tahoeStamp())
 			return exitOK
-		case <-time.After(*interval):
+		case <-time.After(*o.interval):
 		}
 	}
 }
@@ -172,7 +168,7 @@ func tahoeExportOf(v apitype.TahoeView, dir string) (*tahoeExport, error) {
 		}
 	}
 	header := []string{
-		"Tahoe-LAFS static storage servers, written by 'grapevine export-tahoe-servers'",
+		"Tahoe-LAFS static storage servers, written by 'grapevine tahoe export'",
 		"from the verified signed announcements of the live storage servers",
 		"known to the Grapevine node " + v.ID + " (" + dir + ").",
 		"Tahoe reads it as NODE/private/servers.yaml.",

@@ -1,10 +1,7 @@
 package cli
 
 import (
-	"flag"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -14,22 +11,7 @@ import (
 	"grapevine/tahoe"
 )
 
-func init() {
-	register(&command{
-		name:    "import-tahoe",
-		args:    "DIR FILE|-",
-		summary: "Keep the storage servers of a Tahoe introducer cache or servers.yaml as unsigned hints of the node at DIR (never trusted as records; see docs/tahoe.md).",
-		run:     runImportTahoe,
-	})
-}
-
-func runImportTahoe(env *Env, args []string) int {
-	c := commands["import-tahoe"]
-	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	pos, code, ok := parseFlags(env, c, fs, args)
-	if !ok {
-		return code
-	}
+func runTahoeImport(env *Env, c *command, pos []string) int {
 	if len(pos) != 2 {
 		return usageError(env, c, "want DIR and FILE, got %d arguments", len(pos))
 	}
@@ -38,26 +20,18 @@ func runImportTahoe(env *Env, args []string) int {
 	if err != nil {
 		return fail(env, c, err)
 	}
-	name, in := "stdin", env.Stdin
-	if pos[1] != "-" {
-		f, err := os.Open(pos[1])
-		if err != nil {
-			return fail(env, c, err)
-		}
-		defer f.Close()
-		name, in = pos[1], f
-	}
-	data, err := io.ReadAll(io.LimitReader(in, tahoe.MaxFileSize+1))
+	in, err := readInput(env, pos[1], tahoe.MaxFileSize)
 	if err != nil {
-		return fail(env, c, fmt.Errorf("%s: %w", name, err))
+		return fail(env, c, err)
 	}
-	file, err := tahoe.Parse(name, data)
+	name := in.name
+	file, err := tahoe.Parse(name, in.data)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "grapevine %s: %s\nnothing imported\n", c.name, remoteLines(err.Error()))
 		return exitFailure
 	}
 	source := name
-	if abs, err := filepath.Abs(name); err == nil && name != "stdin" {
+	if abs, err := filepath.Abs(name); err == nil && !in.stdin {
 		source = abs
 	}
 	for _, e := range file.Entries {
@@ -110,7 +84,7 @@ func runImportTahoe(env *Env, args []string) int {
 		len(hints), name, file.Format, len(merged), filepath.Join(dir, tahoe.HintsFile), added, replaced)
 	fmt.Fprintln(env.Stdout, "Hints are never dialled, held, passed on or exported: Tahoe keeps no signatures and announces no gv:// locator.")
 	if !running {
-		fmt.Fprintf(env.Stdout, "The node is not running: once it runs, 'grapevine export-tahoe-servers %s' shows which hints its signed records confirm.\n", dir)
+		fmt.Fprintf(env.Stdout, "The node is not running: once it runs, 'grapevine tahoe export %s' shows which hints its signed records confirm.\n", dir)
 	}
 	return exitOK
 }
