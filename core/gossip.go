@@ -60,6 +60,9 @@ func (n *Node) digest(from uint64, to announce.NodeID) Digest {
 
 // item describes the record for k if it may be passed to neighbour to (R1).
 func (n *Node) item(k records.Key, to announce.NodeID) (Item, bool) {
+	if n.unpersisted(k) {
+		return Item{}, false // not before the counter is on disk
+	}
 	if a, ok := n.store.Get(k); ok {
 		m := n.meta[k]
 		// A record is not sent back where it came from, except to its own

@@ -253,11 +253,12 @@ func (n *Node) reindexHostedBy(h announce.NodeID) {
 }
 
 // LiveRecords returns the held records of service whose servers are live
-// (R1): what the node passes on, its own included, ordered by ID.
+// (R1): what the node passes on, its own included once durable, ordered
+// by ID.
 func (n *Node) LiveRecords(service string) []announce.Signed {
 	var out []announce.Signed
 	for _, a := range n.store.Records() {
-		if a.ServiceName == service && !a.Withdrawn() && n.live(a.ID) {
+		if a.ServiceName == service && !a.Withdrawn() && n.live(a.ID) && !n.unpersisted(records.Key{Service: service, ID: a.ID}) {
 			out = append(out, a.Signed)
 		}
 	}

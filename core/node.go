@@ -111,7 +111,9 @@ type Dial struct {
 }
 
 // Ready is the output of Step, in the order the driver must act on it:
-//  1. if Counter > 0, persist it (before anything that carries it leaves);
+//  1. if Counter > 0, persist it, and once it is on disk step
+//     Persisted{Counter}: own records carrying it stay in the core until
+//     then, so a driver whose write failed just does not acknowledge;
 //  2. if StateChanged, persist State() (or the parts it tracks);
 //  3. send Messages, cancel CancelDials, start Dials;
 //  4. log or show Events.
@@ -215,6 +217,8 @@ type Node struct {
 	hostedBy map[announce.NodeID]map[announce.NodeID]struct{}
 
 	counter      int64
+	durable      int64                    // the counter acknowledged as on disk (persist.go)
+	heldOwn      map[records.Key]struct{} // own keys held out of the index until durable
 	published    bool
 	lastPublishE time.Duration
 
@@ -364,6 +368,8 @@ func (n *Node) step(now time.Time, mono time.Duration, monoOK bool, in Input) {
 		n.onPublish(in.Rec, in.NotServer)
 	case Unpublished:
 		n.onUnpublished(in.ID)
+	case Persisted:
+		n.onPersisted(in.Counter)
 	}
 	n.pushDigests()
 	n.scheduleDials()
@@ -490,8 +496,12 @@ func hashOf(s announce.Signed) uint64 {
 	return binary.BigEndian.Uint64(h[:8])
 }
 
-// index gives key the next version in the change index.
+// index gives key the next version in the change index, unless it is an
+// own key not yet durable (holdBack).
 func (n *Node) index(k records.Key) uint64 {
+	if n.holdBack(k) {
+		return 0
+	}
 	n.ver++
 	n.verOf[k] = n.ver
 	n.notePlain(k.ID)

@@ -59,7 +59,7 @@ func (n *Node) State() State {
 }
 
 func (n *Node) restore(st State) error {
-	n.counter = st.Counter
+	n.counter, n.durable = st.Counter, st.Counter
 	n.elapsed = st.Elapsed
 	n.savedWall = st.Wall
 	n.startE = st.Elapsed
@@ -92,15 +92,15 @@ func (n *Node) restore(st State) error {
 		if m := n.cfg.Membership; m != nil && a.ServiceName == ServiceRevocations {
 			m.Learn(a)
 		}
+		if a.ID == n.id && a.HasSeqnum && a.Seqnum > n.counter {
+			n.counter, n.durable = a.Seqnum, a.Seqnum // on disk
+		}
 		k := res.Key
 		p := n.peer(k.ID)
 		n.meta[k] = &recMeta{source: r.Source, hash: hashOf(a.Signed)}
 		n.meta[k].ver = n.index(k)
 		n.perSrc[r.Source]++
 		p.records++
-		if a.ID == n.id && a.HasSeqnum && a.Seqnum > n.counter {
-			n.counter = a.Seqnum
-		}
 	}
 	for id, p := range n.peers {
 		if p.records > 0 {
@@ -114,6 +114,7 @@ func (n *Node) restore(st State) error {
 			n.counter = t.Seqnum
 		}
 	}
+	n.durable = n.counter
 	n.ready.StateChanged = false
 	return nil
 }

@@ -86,9 +86,13 @@ type Daemon struct {
 	templates []announce.Template // from the configuration
 	policy    *policy             // nil: an open grid
 	invites   *inviteStore
-	joins     joins       // redeems: rate limits and held uses (invites.go)
+	desk      *inviteDesk // decides on redeems (invites.go)
 	intro     *introducer // the Foolscap introducer endpoint; nil if off
 	ownRevs   []string    // revocations this node signed
+
+	// Rate-limited redeems not yet logged, and when the last line was.
+	redeemsQuiet  int
+	redeemsLogged time.Time
 
 	unsaved bool      // gossip or history changed since the last save
 	savedAt time.Time // the last save of the state (monotonic)
@@ -98,13 +102,10 @@ type Daemon struct {
 	metrics  *metrics // counters fed by logEvent (metrics.go)
 
 	// Read-only mode (see apply): ro is the write that failed, nil while
-	// the node can write. durable is the highest counter known to be on
-	// disk; withheld says own records above it were kept back.
+	// the node can write.
 	ro        *PersistError
 	roSince   time.Time
 	lastRetry time.Time // monotonic
-	durable   int64
-	withheld  bool
 }
 
 // services is what the node announces: its configured services and, in a
@@ -195,7 +196,6 @@ func Run(ctx context.Context, opt Options) (err error) {
 		log.Warn(lost, "file", filepath.Join(opt.Dir, BookFile), "counter", dir.Counter())
 	}
 	st.Counter = max(st.Counter, dir.Counter())
-	d.durable = st.Counter
 	if opt.retryEvery <= 0 {
 		d.opt.retryEvery = ReadOnlyRetry
 	}
@@ -263,6 +263,8 @@ func Run(ctx context.Context, opt Options) (err error) {
 	if err != nil {
 		return fmt.Errorf("%s: %w", filepath.Join(opt.Dir, BookFile), err)
 	}
+	d.desk = &inviteDesk{store: d.invites, pol: d.policy, key: dir.Key, chain: dir.Config.Membership,
+		records: d.node.PassedOn, reserveFor: d.reserveFor()}
 
 	if err := os.MkdirAll(filepath.Join(opt.Dir, RunDir), 0o755); err != nil {
 		return err
@@ -342,15 +344,17 @@ func (d *Daemon) loop(ctx context.Context) error {
 
 func (d *Daemon) stepEvents(in core.Input) ([]core.Event, error) { return d.apply(in) }
 
-// apply steps the core through ins, persists once what they changed, and
-// only then sends, dials and logs, in the order the core produced them.
+// apply steps the core through ins, persists once what they changed,
+// acknowledges the counter on disk to the core (core.Persisted), and only
+// then sends, dials and logs, in the order the core produced them.
 //
 // A failed write puts the node in read-only mode instead of stopping it
-// (docs/design.md §7): it keeps running on what it holds, sends nothing
-// that carries an own seqnum above the counter on disk, refuses operator
-// writes (Import, Forget, SetServices) with a *ReadOnlyError, and tries a
-// full save again every ReadOnlyRetry. The error apply returns says the
-// inputs' effects are not on disk.
+// (docs/design.md §7): it keeps running on what it holds, refuses
+// operator writes (Import, Forget, SetServices) with a *ReadOnlyError,
+// and tries a full save again every ReadOnlyRetry. The counter it could
+// not write is not acknowledged, so the core sends no own record above
+// the counter on disk. The error apply returns says the inputs' effects
+// are not on disk.
 func (d *Daemon) apply(ins ...core.Input) ([]core.Event, error) {
 	if slices.ContainsFunc(ins, operatorWrite) {
 		if err := d.writable(); err != nil {
@@ -387,12 +391,13 @@ func (d *Daemon) apply(ins ...core.Input) ([]core.Event, error) {
 	} else {
 		perr = d.retry(tick)
 	}
+	if r, ok := d.acknowledge(); ok {
+		readies = append(readies, r)
+	}
 	var events []core.Event
 	for _, r := range readies {
 		for _, m := range r.Messages {
-			if msg, ok := d.outgoing(m.Msg); ok {
-				d.tr.Send(m.To, msg)
-			}
+			d.tr.Send(m.To, m.Msg)
 		}
 		for _, id := range r.CancelDials {
 			d.tr.CancelDial(id)
@@ -412,13 +417,23 @@ func (d *Daemon) apply(ins ...core.Input) ([]core.Event, error) {
 		default:
 		}
 	}
-	if perr == nil && d.withheld {
-		// Back from read-only mode: what was kept back is on disk now;
-		// re-sign at the next seqnum so that it is pushed to everyone.
-		d.withheld = false
-		d.apply(core.SetServices{Services: d.services()})
-	}
 	return events, perr
+}
+
+// acknowledge tells the core how far the counter is on disk (the counter
+// file, the authority at start), so that it releases the own records it
+// held back up to there. It returns the Ready that follows.
+func (d *Daemon) acknowledge() (core.Ready, bool) {
+	c := d.dir.Counter()
+	if c <= d.node.Durable() {
+		return core.Ready{}, false
+	}
+	d.node.Step(d.clock.now(), core.Persisted{Counter: c})
+	r := d.node.Ready()
+	if r.StateChanged {
+		d.unsaved = true // gossip state: saved with the next save
+	}
+	return r, true
 }
 
 // SaveInterval: what gossip changed (records learnt from neighbours,
@@ -482,7 +497,6 @@ func (d *Daemon) write(r core.Ready) error {
 			err = &PersistError{What: "revocations", File: filepath.Join(d.opt.Dir, RevocationsFile), Err: perr}
 		}
 	}
-	d.durable = max(d.durable, d.dir.Counter())
 	var pe *PersistError
 	if err != nil && !errors.As(err, &pe) {
 		pe = &PersistError{What: "node state", File: d.opt.Dir, Err: err}
@@ -516,49 +530,6 @@ func (d *Daemon) retry(due bool) error {
 	}
 	d.lastRetry = d.clock.mono()
 	return d.write(core.Ready{Counter: d.node.Counter(), StateChanged: true})
-}
-
-// outgoing returns m without what carries an own seqnum above the counter
-// on disk, and false if nothing is left to send.
-func (d *Daemon) outgoing(m core.Msg) (core.Msg, bool) {
-	if d.node.Counter() <= d.durable {
-		return m, true
-	}
-	switch m := m.(type) {
-	case core.Records:
-		recs := d.ownFilter(m.Recs)
-		return core.Records{Recs: recs}, len(recs) > 0
-	case core.Digest:
-		items := make([]core.Item, 0, len(m.Items))
-		for _, it := range m.Items {
-			if it.ID == d.node.ID() && it.Seqnum > d.durable {
-				d.withheld = true
-				continue
-			}
-			items = append(items, it)
-		}
-		m.Items = items
-		return m, true // even empty, it moves the cursor
-	}
-	return m, true
-}
-
-// ownFilter drops own records whose seqnum is above the counter on disk.
-func (d *Daemon) ownFilter(recs []announce.Signed) []announce.Signed {
-	if d.node.Counter() <= d.durable {
-		return recs
-	}
-	out := make([]announce.Signed, 0, len(recs))
-	for _, s := range recs {
-		if s.Key == string(d.node.ID()) {
-			if a, err := announce.ParseUnverified(s); err != nil || !a.HasSeqnum || a.Seqnum > d.durable {
-				d.withheld = true
-				continue
-			}
-		}
-		out = append(out, s)
-	}
-	return out
 }
 
 // persist does the first two steps of acting on Ready: the counter, then

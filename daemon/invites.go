@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -123,8 +124,9 @@ func (d *Daemon) newInvite(uses int, valid time.Duration) (string, Invite, error
 
 // Redeems run on the loop goroutine, so they are rate-limited before
 // anything else: per connection (a connection is one peer key) and over
-// all connections together. A refused Redeem costs a map lookup and a
-// short reply; refusals are counted and logged once a minute.
+// all connections together; so is a RedeemConfirm that answers no offer.
+// A refused one costs a map lookup and a short reply; refusals are
+// counted and logged once a minute.
 const (
 	redeemPeerBurst = 3
 	redeemPeerEvery = 20 * time.Second // one more per connection
@@ -198,76 +200,206 @@ func (l *redeemLimiter) prune(now time.Time) {
 	}
 }
 
-// joins is the inviter's side of the join protocol: the limiter and the
-// uses held for joiners that were offered one.
-type joins struct {
-	limit redeemLimiter
-	held  map[announce.NodeID]hold
-	// Limiter refusals not yet logged, and when the last line was.
-	quiet    int
-	loggedAt time.Time
-}
-
 // hold is one use of an invite offered to a joiner, until (monotonic).
 type hold struct {
 	invite string
 	until  time.Time
 }
 
-// joinInput handles the join protocol's messages (they never reach the
-// core) and releases holds on disconnects and timeouts. It returns true
-// if in was consumed.
+// inviteDesk is the inviter's side of the join protocol. Every decision
+// on a joiner's message is made here: the rate limits, the invite's
+// validity, uses and expiry, holding a use for an offer, spending it.
+// Each comes back as a decision with a reason word, which the daemon
+// logs and counts (noteRedeems).
+type inviteDesk struct {
+	store      *inviteStore // nil in an open grid
+	pol        *policy      // nil: an open grid
+	key        announce.PrivateKey
+	chain      []string                          // this node's membership chain
+	records    func(limit int) []announce.Signed // what a new member is given
+	reserveFor time.Duration
+	limit      redeemLimiter
+	held       map[announce.NodeID]hold
+}
+
+// decision is one step of a redemption.
+type decision struct {
+	Outcome string // counted: offered, redeemed, declined, released, or the refusal's reason
+	Why     string // what released a held use: disconnected, timeout, redeemed-again
+	Peer    announce.NodeID
+	Invite  string // the invite's ID, if known
+	Limited bool   // refused by a rate limit before anything else
+	Left    int    // uses left, once redeemed
+	Err     error  // why an inviter-error
+}
+
+// Redeem decides on a Redeem or RedeemConfirm from peer at wall (the
+// node's clock: expiry, certificates) and mono (holds, rate limits). It
+// returns the reply, if any, and its decisions in order. No certificate
+// is issued and nothing is written until the joiner confirms an offer.
+func (dk *inviteDesk) Redeem(peer announce.NodeID, wall, mono time.Time, m core.Msg) (core.Msg, []decision) {
+	switch m := m.(type) {
+	case wire.Redeem:
+		if why := dk.limit.allow(peer, mono); why != "" {
+			return wire.RedeemReply{Reason: why}, []decision{{Outcome: why, Peer: peer, Limited: true}}
+		}
+		return dk.offer(peer, wall, mono, m.Secret)
+	case wire.RedeemConfirm:
+		h, ok := dk.held[peer]
+		switch {
+		case !ok && !m.Accept:
+			return nil, nil // declining nothing
+		case !ok:
+			// Not the answer to an offer: limited like a Redeem.
+			if why := dk.limit.allow(peer, mono); why != "" {
+				return wire.RedeemReply{Reason: why}, []decision{{Outcome: why, Peer: peer, Limited: true}}
+			}
+			return refuse(peer, "not-held", "")
+		}
+		delete(dk.held, peer)
+		if !m.Accept {
+			return nil, []decision{{Outcome: "declined", Peer: peer, Invite: h.invite}}
+		}
+		return dk.spend(peer, wall, h.invite)
+	}
+	return nil, nil
+}
+
+func refuse(peer announce.NodeID, why, invite string, before ...decision) (core.Msg, []decision) {
+	return wire.RedeemReply{Reason: why}, append(before, decision{Outcome: why, Peer: peer, Invite: invite})
+}
+
+// offer holds one use of the invite with this secret for peer, or says
+// why not.
+func (dk *inviteDesk) offer(peer announce.NodeID, wall, mono time.Time, secret [16]byte) (core.Msg, []decision) {
+	if dk.pol == nil {
+		return refuse(peer, "open-grid", "")
+	}
+	inv := dk.store.find(secret)
+	if inv == nil {
+		return refuse(peer, "unknown", "")
+	}
+	ds := dk.release(peer, "redeemed-again")
+	held := 0
+	for _, h := range dk.held {
+		if h.invite == inv.ID {
+			held++
+		}
+	}
+	switch {
+	case wall.After(inv.Expires):
+		return refuse(peer, "expired", inv.ID, ds...)
+	case inv.Used >= inv.Uses:
+		return refuse(peer, "used", inv.ID, ds...)
+	case inv.Used+held >= inv.Uses:
+		return refuse(peer, "reserved", inv.ID, ds...)
+	}
+	if dk.held == nil {
+		dk.held = map[announce.NodeID]hold{}
+	}
+	dk.held[peer] = hold{invite: inv.ID, until: mono.Add(dk.reserveFor)}
+	return wire.RedeemOffer{Grid: dk.pol.grid, Chain: slices.Clone(dk.chain)},
+		append(ds, decision{Outcome: "offered", Peer: peer, Invite: inv.ID})
+}
+
+// spend issues peer's certificate for a use it held. The use is on disk
+// before the certificate leaves.
+func (dk *inviteDesk) spend(peer announce.NodeID, wall time.Time, id string) (core.Msg, []decision) {
+	inv := dk.store.byID(id)
+	if inv == nil {
+		return refuse(peer, "unknown", id)
+	}
+	var b [8]byte
+	crand.Read(b[:])
+	cert := member.Issue(dk.key, dk.pol.grid, peer, binary.BigEndian.Uint64(b[:]))
+	inv.Used++
+	inv.Members = append(inv.Members, IssuedCert{Subject: peer, Cert: cert.String(), At: wall})
+	if err := dk.store.save(); err != nil {
+		inv.Used--
+		inv.Members = inv.Members[:len(inv.Members)-1]
+		msg, ds := refuse(peer, "inviter-error", id)
+		ds[0].Err = err
+		return msg, ds
+	}
+	reply := wire.RedeemReply{Chain: append(slices.Clone(dk.chain), cert.String()), Revocations: dk.pol.set.Strings(),
+		Records: dk.records(wire.MaxRecords)}
+	return reply, []decision{{Outcome: "redeemed", Peer: peer, Invite: id, Left: inv.Uses - inv.Used}}
+}
+
+// release gives peer's held use back, if it holds one.
+func (dk *inviteDesk) release(peer announce.NodeID, why string) []decision {
+	h, ok := dk.held[peer]
+	if !ok {
+		return nil
+	}
+	delete(dk.held, peer)
+	return []decision{{Outcome: "released", Why: why, Peer: peer, Invite: h.invite}}
+}
+
+// expire releases the uses held past their time.
+func (dk *inviteDesk) expire(mono time.Time) []decision {
+	var ds []decision
+	for _, peer := range slices.Sorted(maps.Keys(dk.held)) {
+		if mono.After(dk.held[peer].until) {
+			ds = append(ds, dk.release(peer, "timeout")...)
+		}
+	}
+	return ds
+}
+
+// joinInput hands the join protocol's messages to the invite desk (they
+// never reach the core), and disconnects and ticks for its held uses. It
+// returns true if in was consumed.
 func (d *Daemon) joinInput(in core.Input) bool {
 	switch in := in.(type) {
 	case core.Received:
-		switch m := in.Msg.(type) {
-		case wire.Redeem:
-			d.redeem(in.From, m.Secret)
-			return true
-		case wire.RedeemConfirm:
-			d.confirm(in.From, m.Accept)
+		switch in.Msg.(type) {
+		case wire.Redeem, wire.RedeemConfirm:
+			reply, ds := d.desk.Redeem(in.From, d.clock.now(), d.clock.mono(), in.Msg)
+			d.noteRedeems(ds)
+			if reply != nil {
+				d.tr.Send(in.From, reply)
+			}
 			return true
 		case wire.RedeemOffer, wire.RedeemReply:
 			return true // meant for a joiner
 		}
 	case core.Disconnected:
-		d.release(in.Peer, "disconnected")
+		d.noteRedeems(d.desk.release(in.Peer, "disconnected"))
 	case core.Tick:
-		now := d.clock.mono()
-		for peer, h := range d.joins.held {
-			if now.After(h.until) {
-				d.release(peer, "timeout")
-			}
-		}
+		d.noteRedeems(d.desk.expire(d.clock.mono()))
 	}
 	return false
 }
 
-// redeem answers a Redeem from peer: an offer holding one use of the
-// invite, or a refusal. No certificate is issued and nothing is written
-// until the joiner confirms.
-func (d *Daemon) redeem(peer announce.NodeID, secret [16]byte) {
-	now := d.clock.mono()
-	if why := d.joins.limit.allow(peer, now); why != "" {
-		d.metrics.redeem(why)
-		d.joins.quiet++
-		if now.Sub(d.joins.loggedAt) >= time.Minute {
-			d.log.Warn("invite redeems refused", "reason", why, "refused", d.joins.quiet, "peer", string(peer))
-			d.joins.quiet, d.joins.loggedAt = 0, now
+// noteRedeems logs and counts the desk's decisions. Refusals by a rate
+// limit cost a counter only; they are logged once a minute, with how
+// many there were.
+func (d *Daemon) noteRedeems(ds []decision) {
+	for _, v := range ds {
+		d.metrics.redeem(v.Outcome)
+		peer := string(v.Peer)
+		switch {
+		case v.Limited:
+			d.redeemsQuiet++
+			if now := d.clock.mono(); now.Sub(d.redeemsLogged) >= time.Minute {
+				d.log.Warn("invite redeems refused", "reason", v.Outcome, "refused", d.redeemsQuiet, "peer", peer)
+				d.redeemsQuiet, d.redeemsLogged = 0, now
+			}
+		case v.Outcome == "offered":
+			d.log.Info("invite offered", "invite", v.Invite, "peer", peer, "held_for", d.desk.reserveFor.String())
+		case v.Outcome == "redeemed":
+			d.log.Info("invite redeemed", "invite", v.Invite, "member", peer, "uses_left", v.Left)
+		case v.Outcome == "declined":
+			d.log.Info("invite declined by the joiner; its use is free again", "invite", v.Invite, "peer", peer)
+		case v.Outcome == "released":
+			d.log.Info("invite use released", "invite", v.Invite, "peer", peer, "reason", v.Why)
+		case v.Err != nil:
+			d.log.Error("invite: persisting", "invite", v.Invite, "peer", peer, "reason", v.Outcome, "err", v.Err.Error())
+		default:
+			d.log.Info("invite refused", "peer", peer, "reason", v.Outcome, "invite", v.Invite)
 		}
-		d.tr.Send(peer, wire.RedeemReply{Reason: why})
-		return
 	}
-	offer, why, id := d.reserve(peer, secret, now)
-	if why != "" {
-		d.metrics.redeem(why)
-		d.log.Info("invite refused", "peer", string(peer), "reason", why, "invite", id)
-		d.tr.Send(peer, wire.RedeemReply{Reason: why})
-		return
-	}
-	d.metrics.redeem("offered")
-	d.log.Info("invite offered", "invite", id, "peer", string(peer), "held_for", d.reserveFor().String())
-	d.tr.Send(peer, offer)
 }
 
 func (d *Daemon) reserveFor() time.Duration {
@@ -277,11 +409,11 @@ func (d *Daemon) reserveFor() time.Duration {
 	return ReserveTimeout
 }
 
-// findInvite returns the invite whose secret this is, or nil.
-func (d *Daemon) findInvite(secret [16]byte) *Invite {
+// find returns the invite whose secret this is, or nil.
+func (s *inviteStore) find(secret [16]byte) *Invite {
 	id := member.SecretID(secret)
-	for i := range d.invites.invites {
-		inv := &d.invites.invites[i]
+	for i := range s.invites {
+		inv := &s.invites[i]
 		if inv.ID != id {
 			continue
 		}
@@ -296,108 +428,11 @@ func (d *Daemon) findInvite(secret [16]byte) *Invite {
 	return nil
 }
 
-func (d *Daemon) inviteByID(id string) *Invite {
-	for i := range d.invites.invites {
-		if d.invites.invites[i].ID == id {
-			return &d.invites.invites[i]
+func (s *inviteStore) byID(id string) *Invite {
+	for i := range s.invites {
+		if s.invites[i].ID == id {
+			return &s.invites[i]
 		}
 	}
 	return nil
-}
-
-// reserve holds one use of the invite with this secret for peer, or
-// says why not.
-func (d *Daemon) reserve(peer announce.NodeID, secret [16]byte, now time.Time) (wire.RedeemOffer, string, string) {
-	if d.policy == nil {
-		return wire.RedeemOffer{}, "open-grid", ""
-	}
-	inv := d.findInvite(secret)
-	if inv == nil {
-		return wire.RedeemOffer{}, "unknown", ""
-	}
-	if _, ok := d.joins.held[peer]; ok {
-		d.release(peer, "redeemed-again")
-	}
-	held := 0
-	for _, h := range d.joins.held {
-		if h.invite == inv.ID {
-			held++
-		}
-	}
-	switch {
-	case d.clock.now().After(inv.Expires):
-		return wire.RedeemOffer{}, "expired", inv.ID
-	case inv.Used >= inv.Uses:
-		return wire.RedeemOffer{}, "used", inv.ID
-	case inv.Used+held >= inv.Uses:
-		return wire.RedeemOffer{}, "reserved", inv.ID
-	}
-	if d.joins.held == nil {
-		d.joins.held = map[announce.NodeID]hold{}
-	}
-	d.joins.held[peer] = hold{invite: inv.ID, until: now.Add(d.reserveFor())}
-	return wire.RedeemOffer{Grid: d.policy.grid, Chain: slices.Clone(d.dir.Config.Membership)}, "", inv.ID
-}
-
-// release gives peer's held use back, if it holds one.
-func (d *Daemon) release(peer announce.NodeID, why string) {
-	h, ok := d.joins.held[peer]
-	if !ok {
-		return
-	}
-	delete(d.joins.held, peer)
-	d.metrics.redeem("released")
-	d.log.Info("invite use released", "invite", h.invite, "peer", string(peer), "reason", why)
-}
-
-// confirm answers a joiner's decision on its offer. Accepted, the use is
-// spent and on disk before the certificate leaves; declined, it is free
-// again.
-func (d *Daemon) confirm(peer announce.NodeID, accept bool) {
-	h, ok := d.joins.held[peer]
-	if !ok {
-		if accept {
-			d.metrics.redeem("not-held")
-			d.log.Info("invite refused", "peer", string(peer), "reason", "not-held")
-			d.tr.Send(peer, wire.RedeemReply{Reason: "not-held"})
-		}
-		return
-	}
-	delete(d.joins.held, peer)
-	if !accept {
-		d.metrics.redeem("declined")
-		d.log.Info("invite declined by the joiner; its use is free again", "invite", h.invite, "peer", string(peer))
-		return
-	}
-	inv := d.inviteByID(h.invite)
-	if inv == nil {
-		d.metrics.redeem("unknown")
-		d.tr.Send(peer, wire.RedeemReply{Reason: "unknown"})
-		return
-	}
-	now := d.clock.now()
-	var b [8]byte
-	crand.Read(b[:])
-	cert := member.Issue(d.dir.Key, d.policy.grid, peer, binary.BigEndian.Uint64(b[:]))
-	chain := append(slices.Clone(d.dir.Config.Membership), cert.String())
-	inv.Used++
-	inv.Members = append(inv.Members, IssuedCert{Subject: peer, Cert: cert.String(), At: now})
-	if err := d.invites.save(); err != nil {
-		inv.Used--
-		inv.Members = inv.Members[:len(inv.Members)-1]
-		d.log.Error("invite: persisting", "err", err)
-		d.metrics.redeem("inviter-error")
-		d.tr.Send(peer, wire.RedeemReply{Reason: "inviter-error"})
-		return
-	}
-	reply := wire.RedeemReply{Chain: chain, Revocations: d.policy.set.Strings()}
-	for _, r := range d.node.State().Records {
-		if d.node.Relays(announce.NodeID(r.Signed.Key)) && len(reply.Records) < wire.MaxRecords {
-			reply.Records = append(reply.Records, r.Signed)
-		}
-	}
-	reply.Records = d.ownFilter(reply.Records)
-	d.metrics.redeem("redeemed")
-	d.log.Info("invite redeemed", "invite", inv.ID, "member", string(peer), "uses_left", inv.Uses-inv.Used)
-	d.tr.Send(peer, reply)
 }

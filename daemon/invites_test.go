@@ -1,8 +1,10 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -255,5 +257,128 @@ func TestRedeemLimiterBounded(t *testing.T) {
 	}
 	if len(l.peers) > maxRedeemPeers {
 		t.Fatalf("%d buckets kept, limit %d", len(l.peers), maxRedeemPeers)
+	}
+}
+
+// The desk makes every decision on a redemption, each with its reason
+// word: refusals, offers, holds released and spent, and the rate limit
+// on confirmations that answer no offer.
+func TestInviteDeskDecisions(t *testing.T) {
+	key, err := announce.NewPrivateKey(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := loadInvites(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wall := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	mono := wall
+	issue := func(uses int, valid time.Duration) [16]byte {
+		inv, err := member.NewInvite(key.ID(), key.ID(), "127.0.0.1:1", crand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := member.HashSecret(inv.Secret)
+		if err := store.add(Invite{ID: inv.ID(), SecretHash: hex.EncodeToString(h[:]), Uses: uses, Created: wall, Expires: wall.Add(valid)}, wall); err != nil {
+			t.Fatal(err)
+		}
+		return inv.Secret
+	}
+	shared := []announce.Signed{testRecord(t, 4)}
+	desk := &inviteDesk{store: store, pol: &policy{grid: key.ID(), set: member.NewRevocationSet(key.ID(), MaxRevocations)},
+		key: key, records: func(int) []announce.Signed { return shared }, reserveFor: ReserveTimeout}
+	// send hands m to the desk a minute after the last one (the rate
+	// limits never bite) and returns the reply's reason and the outcomes.
+	ids := map[string]announce.NodeID{}
+	for i, p := range []string{"p1", "p2", "p3", "p4", "p5"} {
+		k, err := announce.NewPrivateKey(bytes.Repeat([]byte{byte(i + 1)}, 32))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[p] = k.ID()
+	}
+	var last core.Msg
+	send := func(peer string, m core.Msg) (string, []string) {
+		t.Helper()
+		mono = mono.Add(time.Minute)
+		reply, ds := desk.Redeem(ids[peer], wall, mono, m)
+		last = reply
+		var outs []string
+		for _, d := range ds {
+			if d.Peer != ids[peer] {
+				t.Errorf("decision %+v for another peer than %s", d, peer)
+			}
+			outs = append(outs, d.Outcome+map[bool]string{true: "/" + d.Why}[d.Why != ""])
+		}
+		if reply == nil {
+			return "", outs
+		}
+		return reason(reply), outs
+	}
+	one, once := issue(1, time.Hour), issue(2, time.Hour)
+	stale := issue(1, -time.Second)
+	steps := []struct {
+		peer  string
+		msg   core.Msg
+		reply string
+		outs  []string
+	}{
+		{"p1", wire.Redeem{}, "unknown", []string{"unknown"}},
+		{"p1", wire.Redeem{Secret: stale}, "expired", []string{"expired"}},
+		{"p1", wire.Redeem{Secret: one}, "offered", []string{"offered"}},
+		{"p2", wire.Redeem{Secret: one}, "reserved", []string{"reserved"}},
+		{"p1", wire.Redeem{Secret: one}, "offered", []string{"released/redeemed-again", "offered"}},
+		{"p2", wire.RedeemConfirm{Accept: true}, "not-held", []string{"not-held"}},
+		{"p2", wire.RedeemConfirm{Accept: false}, "", nil},
+		{"p1", wire.RedeemConfirm{Accept: false}, "", []string{"declined"}},
+		{"p2", wire.Redeem{Secret: one}, "offered", []string{"offered"}},
+		{"p2", wire.RedeemConfirm{Accept: true}, "redeemed", []string{"redeemed"}},
+		{"p1", wire.Redeem{Secret: one}, "used", []string{"used"}},
+		{"p3", wire.Redeem{Secret: once}, "offered", []string{"offered"}},
+	}
+	for i, s := range steps {
+		reply, outs := send(s.peer, s.msg)
+		if reply != s.reply || strings.Join(outs, " ") != strings.Join(s.outs, " ") {
+			t.Fatalf("step %d (%s %T): reply %q, decisions %q; want %q, %q", i, s.peer, s.msg, reply, outs, s.reply, s.outs)
+		}
+		if r, ok := last.(wire.RedeemReply); ok && reply == "redeemed" {
+			ch, err := member.ParseChain(r.Chain)
+			if err != nil || len(ch) != 1 || ch[0].Subject != ids[s.peer] || len(r.Records) != 1 || r.Records[0] != shared[0] {
+				t.Fatalf("redeemed: chain %v (%v), records %d; want a certificate for %s and the records given", r.Chain, err, len(r.Records), s.peer)
+			}
+		}
+	}
+	if inv := store.find(one); inv.Used != 1 || len(inv.Members) != 1 || inv.Members[0].Subject != ids["p2"] {
+		t.Fatalf("spent invite: %+v", inv)
+	}
+	if ds := desk.release(ids["p3"], "disconnected"); len(ds) != 1 || ds[0].Outcome != "released" || ds[0].Why != "disconnected" {
+		t.Fatalf("disconnect: %+v", ds)
+	}
+	send("p3", wire.Redeem{Secret: once})
+	if ds := desk.expire(mono.Add(ReserveTimeout - time.Second)); len(ds) != 0 {
+		t.Fatalf("hold expired early: %+v", ds)
+	}
+	if ds := desk.expire(mono.Add(ReserveTimeout + time.Second)); len(ds) != 1 || ds[0].Why != "timeout" || ds[0].Peer != ids["p3"] {
+		t.Fatalf("hold past its time: %+v", ds)
+	}
+
+	// A flood of confirmations that answer no offer meets the same limits
+	// as Redeems.
+	got := map[string]int{}
+	for range 100 {
+		reply, ds := desk.Redeem(ids["p4"], wall, mono, wire.RedeemConfirm{Accept: true})
+		if len(ds) != 1 || reason(reply) != ds[0].Outcome || ds[0].Limited != (ds[0].Outcome == "rate-limited") {
+			t.Fatalf("confirm flood: reply %q, decisions %+v", reason(reply), ds)
+		}
+		got[ds[0].Outcome]++
+	}
+	if got["not-held"] != redeemPeerBurst || got["rate-limited"] != 100-redeemPeerBurst {
+		t.Fatalf("100 confirmations of nothing: %v, want %d not-held and the rest rate-limited", got, redeemPeerBurst)
+	}
+
+	open := &inviteDesk{reserveFor: ReserveTimeout}
+	if reply, ds := open.Redeem(ids["p5"], wall, mono, wire.Redeem{Secret: one}); reason(reply) != "open-grid" || len(ds) != 1 || ds[0].Outcome != "open-grid" {
+		t.Fatalf("open grid: %q %+v", reason(reply), ds)
 	}
 }

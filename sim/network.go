@@ -35,7 +35,8 @@ type Host struct {
 	// clock alone (core.Variant.NoMonotonicClock), as the daemon's does
 	// only on a host without a monotonic clock; see localTime.
 	Skew time.Duration
-	// Disk is the persisted state, as of the last stop.
+	// Disk is the persisted state, as of the last stop (or of the moment
+	// its writes began to fail, FailWrites).
 	Disk core.State
 	// Events received from the core, if Net.KeepEvents.
 	Events []core.Event
@@ -49,6 +50,9 @@ type Host struct {
 	MsgsOut   uint64
 	RecsOut   uint64 // signed records sent (in Records messages)
 	incarnate int    // bumped on every start, so stale ticks are ignored
+	// failWrites: the disk is full (FailWrites); the counter is not
+	// acknowledged to the core.
+	failWrites bool
 }
 
 // Net is the simulated network and its virtual clock.
@@ -206,8 +210,11 @@ func (n *Net) Stop(h *Host) {
 		return
 	}
 	// The daemon persists every change before acting on it, so the disk at
-	// a crash holds the state after the last step.
-	h.Disk = h.Node.State()
+	// a crash holds the state after the last step, or after the last save
+	// before its writes failed.
+	if !h.failWrites {
+		h.Disk = h.Node.State()
+	}
 	h.Up = false
 	for _, id := range sortedIDs(h.conns) {
 		n.dropConn(h, n.hosts[id], "peer-gone")
@@ -215,6 +222,17 @@ func (n *Net) Stop(h *Host) {
 	h.dials = map[announce.NodeID]bool{}
 	h.halfOpen, h.osQueue = map[announce.NodeID]bool{}, nil
 	h.Node = nil
+}
+
+// FailWrites makes a host's disk refuse writes (a full disk) or take them
+// again. While it refuses, the host's counter is not acknowledged to its
+// core (core.Persisted), so no own record above the last saved counter
+// leaves it, and a crash keeps only the state saved before.
+func (n *Net) FailWrites(h *Host, fail bool) {
+	if fail && !h.failWrites && h.Up {
+		h.Disk = h.Node.State()
+	}
+	h.failWrites = fail
 }
 
 // Wipe loses a stopped host's state; only the key survives.
@@ -272,7 +290,10 @@ func (n *Net) localTime(h *Host) (wall time.Time, mono time.Duration) {
 	return n.Now.Add(h.Skew), n.Now.Sub(Epoch)
 }
 
-// step delivers one input to a host's core and acts on its Ready.
+// step delivers one input to a host's core and acts on its Ready as the
+// daemon does: the counter is "persisted" at once (unless FailWrites) and
+// acknowledged, which releases the own records it held back, and then
+// both Readies are acted on.
 func (n *Net) step(h *Host, in core.Input) {
 	if !h.Up {
 		return
@@ -280,6 +301,16 @@ func (n *Net) step(h *Host, in core.Input) {
 	wall, mono := n.localTime(h)
 	h.Node.StepMono(wall, mono, in)
 	rd := h.Node.Ready()
+	if !h.failWrites && h.Node.Counter() > h.Node.Durable() {
+		h.Node.StepMono(wall, mono, core.Persisted{Counter: h.Node.Counter()})
+		ack := h.Node.Ready()
+		n.act(h, rd)
+		rd = ack
+	}
+	n.act(h, rd)
+}
+
+func (n *Net) act(h *Host, rd core.Ready) {
 	for _, id := range rd.CancelDials {
 		delete(h.dials, id)
 		n.release(h, id)
