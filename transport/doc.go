@@ -39,8 +39,9 @@
 // bytes wire.Decode refuses end the connection. Frames being read, or read
 // and not yet handed to the core, share one Options.FrameBudget across all
 // connections. Each side pings once as
-// the link comes up; then the dialling side pings when the link was quiet
-// for HeartbeatInterval. Each pong is a core.RTTSample, and a connection
+// the link comes up; then the dialling side pings a link quiet for a
+// whole HeartbeatInterval, checked once an interval (so an idle link is
+// pinged every 2 × HeartbeatInterval). Each pong is a core.RTTSample, and a connection
 // with nothing read for IdleTimeout is closed. Writes have a deadline per
 // frame; a peer that lets SendQueue frames pile up is disconnected rather
 // than buffered for. Disconnected, DialFailed and Rejection carry the

@@ -105,9 +105,11 @@ type Options struct {
 	ListenAddr string
 
 	// HeartbeatInterval: each side pings once as the connection comes up;
-	// after that the dialling side pings whenever the link was quiet (no
-	// frame written or read) for this long. Each pong is an RTTSample.
-	// Default 30 s.
+	// after that the dialling side checks every HeartbeatInterval and pings
+	// a link that was quiet (no frame written or read) for a whole
+	// interval. The check after a ping finds it just under an interval
+	// old, so an idle link carries one ping every 2 × HeartbeatInterval.
+	// Each pong is an RTTSample. Default 30 s (a ping a minute when idle).
 	HeartbeatInterval time.Duration
 
 	// IdleTimeout: a connection on which no frame was read for this long
