@@ -92,7 +92,7 @@ func clockFlutter(t *testing.T, memory time.Duration) (problems []string) {
 	}
 	net.Stop(s3)
 	type mark struct {
-		e    time.Duration
+		e    core.Elapsed
 		real time.Time
 	}
 	marks := map[*sim.Host]mark{}
@@ -101,7 +101,7 @@ func clockFlutter(t *testing.T, memory time.Duration) (problems []string) {
 	}
 	net.Run(27 * day)
 	for _, c := range []*sim.Host{c0, c1, c2} {
-		rate := float64(c.Node.Elapsed()-marks[c].e) / float64(net.Now.Sub(marks[c].real))
+		rate := float64(c.Node.Elapsed().Sub(marks[c].e)) / float64(net.Now.Sub(marks[c].real))
 		t.Logf("memory %v: %s: measure ran at %.3f times real time over 27 days; clock off by %v", memory, c.Name, rate, c.Skew)
 		if rate < 0.97 || rate > 1.03 {
 			problems = append(problems, fmt.Sprintf("%s's measure ran at %.3f times real time", c.Name, rate))
@@ -132,7 +132,7 @@ func TestClockFlutterProduction(t *testing.T) {
 	run := func(memory time.Duration) float64 {
 		cfg := core.DefaultConfig()
 		cfg.SetbackMemory = memory
-		n, err := core.New(cfg, core.Identity{Key: sim.KeyFor("lone", 1)}, core.State{}, rand.New(rand.NewPCG(1, 1)))
+		n, err := newCore(cfg, core.Identity{Key: sim.KeyFor("lone", 1)}, core.State{}, rand.New(rand.NewPCG(1, 1)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -165,7 +165,7 @@ func TestStepMono(t *testing.T) {
 	for _, wallOnly := range []bool{false, true} {
 		cfg := core.DefaultConfig()
 		cfg.Variant.NoMonotonicClock = wallOnly
-		n, err := core.New(cfg, core.Identity{Key: sim.KeyFor("lone", 1)}, core.State{}, rand.New(rand.NewPCG(1, 1)))
+		n, err := newCore(cfg, core.Identity{Key: sim.KeyFor("lone", 1)}, core.State{}, rand.New(rand.NewPCG(1, 1)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,9 +189,9 @@ func TestStepMono(t *testing.T) {
 			}
 		}
 		switch {
-		case !wallOnly && (n.Elapsed() != time.Hour || jumps != 0):
+		case !wallOnly && (n.Elapsed() != core.Elapsed(time.Hour) || jumps != 0):
 			t.Errorf("monotonic: elapsed %v, %d clock events; want 1h and none", n.Elapsed(), jumps)
-		case wallOnly && (n.Elapsed() != time.Hour-time.Second+cfg.MaxTickGap || jumps != 1):
+		case wallOnly && (n.Elapsed() != core.Elapsed(time.Hour-time.Second+cfg.MaxTickGap) || jumps != 1):
 			t.Errorf("wall clock only: elapsed %v, %d clock events; want 1h plus MaxTickGap less a tick, and one", n.Elapsed(), jumps)
 		}
 	}

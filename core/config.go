@@ -138,6 +138,11 @@ type Config struct {
 	// simulator passes a memoizing verifier shared by all its nodes.
 	Verify func(announce.Signed) (*announce.Announcement, error) `json:"-"`
 
+	// MsgSize returns a message's encoded length: wire.Size, which the
+	// core cannot import. The node counts bytes in and out by it and
+	// bounds its digests by MaxMsgBytes. Required.
+	MsgSize func(Msg) int `json:"-"`
+
 	// Membership, if set, admits only members' records (a closed grid,
 	// docs/grid.md). Nil is an open grid.
 	Membership Membership `json:"-"`

@@ -2,6 +2,7 @@ package core_test
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -10,9 +11,17 @@ import (
 	"grapevine/core"
 	"grapevine/records"
 	"grapevine/sim"
+	"grapevine/wire"
 )
 
 var t0 = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// newCore is core.New with the wire's message sizes, as every driver
+// passes them.
+func newCore(cfg core.Config, id core.Identity, st core.State, rng *rand.Rand) (*core.Node, error) {
+	cfg.MsgSize = wire.Size
+	return core.New(cfg, id, st, rng)
+}
 
 func newNode(t *testing.T, name string, cfg core.Config, svcs ...string) *core.Node {
 	t.Helper()
@@ -21,7 +30,7 @@ func newNode(t *testing.T, name string, cfg core.Config, svcs ...string) *core.N
 	for _, s := range svcs {
 		id.Services = append(id.Services, announce.Template{Service: announce.Service{Name: s}, Locators: []string{sim.Locator(key.ID())}})
 	}
-	n, err := core.New(cfg, id, core.State{}, rand.New(rand.NewPCG(1, 2)))
+	n, err := newCore(cfg, id, core.State{}, rand.New(rand.NewPCG(1, 2)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +52,9 @@ func TestConfigPresetsValid(t *testing.T) {
 	bad.QuorumFraction = 2
 	if bad.Validate() == nil {
 		t.Error("QuorumFraction 2 accepted")
+	}
+	if _, err := core.New(core.DefaultConfig(), core.Identity{Key: sim.KeyFor("n", 7)}, core.State{}, randSource()); err == nil {
+		t.Error("New without MsgSize accepted")
 	}
 }
 
@@ -401,4 +413,51 @@ func TestFirstSightBudget(t *testing.T) {
 			t.Fatal("a server held unvouched is not relayed once connected")
 		}
 	}
+}
+
+// A record of its own the node cannot hold is not dropped silently: a
+// template that makes no valid record, and a seqnum the store refuses
+// (the counter wrapped past int64), are each a rejection with a reason,
+// and the published event counts them.
+func TestOwnRecordRefusalExplained(t *testing.T) {
+	check := func(t *testing.T, evs []core.Event, id announce.NodeID, reason, why string) {
+		t.Helper()
+		var rejected, published bool
+		for _, e := range evs {
+			if e.Kind == core.EvRejected && e.Reason == reason && e.Peer == id {
+				got, _ := e.Fact("why")
+				rejected = got == why
+			}
+			if e.Kind == core.EvPublished {
+				got, _ := e.Fact("refused")
+				published = got == "1"
+			}
+		}
+		if !rejected || !published {
+			t.Fatalf("want %s (why=%s) and a published event with refused=1; events %v", reason, why, evs)
+		}
+	}
+	t.Run("invalid template", func(t *testing.T) {
+		n := newNode(t, "own", core.TestConfig())
+		n.Step(t0, core.SetServices{Services: []announce.Template{{Service: announce.Service{Name: ""}}}})
+		check(t, n.Ready().Events, n.ID(), "own-record-invalid", string(announce.ReasonMissingServiceName))
+		if n.RecordCount() != 0 {
+			t.Fatalf("holds %d records", n.RecordCount())
+		}
+	})
+	t.Run("seqnum refused", func(t *testing.T) {
+		key := sim.KeyFor("own", 7)
+		tmpl := announce.Template{Service: announce.Service{Name: "storage"}}
+		last := announce.Sign(key, announce.Build(key, tmpl, math.MaxInt64))
+		st := core.State{Counter: math.MaxInt64, Records: []core.StoredRecord{{Signed: last, Source: key.ID()}}}
+		n, err := newCore(core.TestConfig(), core.Identity{Key: key, Services: []announce.Template{tmpl}}, st, randSource())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.Step(t0, core.Tick{})
+		check(t, n.Ready().Events, n.ID(), "own-record-refused", string(records.ReasonStale))
+		if a, ok := n.Record(records.Key{Service: "storage", ID: n.ID()}); !ok || a.Seqnum != math.MaxInt64 {
+			t.Fatalf("the held record changed: %v %v", a, ok)
+		}
+	})
 }

@@ -25,14 +25,14 @@ func (n *Node) onConnected(in Connected) {
 	}
 	p.connected = true
 	p.connectedSince, p.connSinceWall = n.elapsed, n.wall
-	p.LastConnectedE, p.LastConnectedWall = n.elapsed, n.wall
-	p.LastGoodE = n.elapsed
-	p.LastAttemptE, p.LastAttemptWall = n.elapsed, n.wall
+	p.LastConnected, p.LastConnectedWall = n.elapsed, n.wall
+	p.LastGood = n.elapsed
+	p.LastAttempt, p.LastAttemptWall = n.elapsed, n.wall
 	p.LastAttemptFailed, p.LastError, p.Failures = false, "", 0
 	p.deferred = ""
 	// The neighbour asks for our index from its cursor; pushes start from
 	// here.
-	l := &link{id: in.Peer, inbound: in.Inbound, tokens: float64(n.cfg.RecordBurst), tokensE: n.elapsed, vouchTokens: float64(n.cfg.FirstSightBudget), vouchE: n.elapsed, sentTo: n.ver, scanned: n.ver}
+	l := &link{id: in.Peer, inbound: in.Inbound, tokens: float64(n.cfg.RecordBurst), tokensAt: n.elapsed, vouchTokens: float64(n.cfg.FirstSightBudget), vouchAt: n.elapsed, sentTo: n.ver, scanned: n.ver}
 	n.links[in.Peer] = l
 	i, _ := slices.BinarySearchFunc(n.linkList, in.Peer, linkCmp)
 	n.linkList = slices.Insert(n.linkList, i, l)
@@ -70,8 +70,8 @@ func (n *Node) onDisconnected(id announce.NodeID, errText string) {
 	}
 	p.connected = false
 	p.closeInterval(n.elapsed)
-	p.LastGoodE = n.elapsed
-	p.LastConnectedE, p.LastConnectedWall = n.elapsed, n.wall
+	p.LastGood = n.elapsed
+	p.LastConnected, p.LastConnectedWall = n.elapsed, n.wall
 	if l := n.links[id]; l != nil && l.mine {
 		n.mineLinks--
 		defer n.chooseNeighbours()
@@ -85,8 +85,8 @@ func (n *Node) onDisconnected(id announce.NodeID, errText string) {
 			delete(n.fetching, k)
 		}
 	}
-	p.nextDialE = n.elapsed + n.jitter(n.cfg.BackoffBase)
-	n.nextDialE = min(n.nextDialE, p.nextDialE)
+	p.nextDial = n.elapsed.Add(n.jitter(n.cfg.BackoffBase))
+	n.nextDial = min(n.nextDial, p.nextDial)
 	n.ready.StateChanged = true
 	n.emit(Event{Kind: EvDisconnected, Peer: id, Reason: reasonWord(errText, "closed")})
 }
@@ -113,8 +113,8 @@ func (n *Node) onDialFailed(id announce.NodeID, errText string) {
 		backoff = n.cfg.BackoffMax
 	}
 	backoff = n.jitter(backoff)
-	p.nextDialE = n.elapsed + backoff
-	n.nextDialE = min(n.nextDialE, p.nextDialE)
+	p.nextDial = n.elapsed.Add(backoff)
+	n.nextDial = min(n.nextDial, p.nextDial)
 	n.ready.StateChanged = true
 	n.emit(Event{Kind: EvDialFailed, Peer: id, Reason: p.LastError,
 		Facts: facts("failures", p.Failures, "retry_in", backoff.Round(time.Millisecond))})
@@ -144,8 +144,8 @@ func (n *Node) dialTimeout(p *peer) time.Duration {
 	return min(max(p.SRTT+4*p.RTTVar, n.cfg.DialTimeoutFloor), n.cfg.DialTimeoutCeiling)
 }
 
-// DialTimeout returns the connect timeout for a peer.
-func (n *Node) DialTimeout(id announce.NodeID) time.Duration {
+// dialTimeoutFor returns the connect timeout for a peer by ID.
+func (n *Node) dialTimeoutFor(id announce.NodeID) time.Duration {
 	if p, ok := n.peers[id]; ok {
 		return n.dialTimeout(p)
 	}
@@ -166,12 +166,12 @@ func (n *Node) scheduleDials() {
 	if n.cfg.Variant.NoDialOrder {
 		limit = math.MaxInt
 	}
-	if n.inflight >= limit || (!n.dialDirty && n.elapsed < n.nextDialE) {
+	if n.inflight >= limit || (!n.dialDirty && n.elapsed < n.nextDial) {
 		return
 	}
 	n.dialDirty = false
 	var cands []*peer
-	next := time.Duration(math.MaxInt64)
+	next := Elapsed(math.MaxInt64)
 	pool := n.peers
 	if !n.cfg.DialServers {
 		pool = make(map[announce.NodeID]*peer, len(n.bootIDs))
@@ -183,8 +183,8 @@ func (n *Node) scheduleDials() {
 		if !n.wantsDial(p) {
 			continue
 		}
-		if p.nextDialE > n.elapsed {
-			next = min(next, p.nextDialE)
+		if p.nextDial > n.elapsed {
+			next = min(next, p.nextDial)
 			continue
 		}
 		cands = append(cands, p)
@@ -199,7 +199,7 @@ func (n *Node) scheduleDials() {
 			}
 			return -1
 		}
-		return cmp.Or(cmp.Compare(b.LastConnectedE, a.LastConnectedE), cmp.Compare(a.ID, b.ID))
+		return cmp.Or(cmp.Compare(b.LastConnected, a.LastConnected), cmp.Compare(a.ID, b.ID))
 	})
 	for _, p := range cands {
 		if n.inflight >= limit {
@@ -208,15 +208,15 @@ func (n *Node) scheduleDials() {
 		}
 		p.dialing = true
 		n.dialing[p.ID] = true
-		p.dialDeadline = n.elapsed + n.dialTimeout(p)
-		p.LastAttemptE, p.LastAttemptWall = n.elapsed, n.wall
+		p.dialDeadline = n.elapsed.Add(n.dialTimeout(p))
+		p.LastAttempt, p.LastAttemptWall = n.elapsed, n.wall
 		n.inflight++
 		n.ready.Dials = append(n.ready.Dials, Dial{Peer: p.ID, Locators: slices.Clone(p.Locators), Timeout: n.dialTimeout(p)})
 		last := "never"
-		if p.LastConnectedE >= 0 {
-			last = (n.elapsed - p.LastConnectedE).Round(time.Second).String() + " ago"
+		if p.LastConnected >= 0 {
+			last = n.elapsed.Sub(p.LastConnected).Round(time.Second).String() + " ago"
 		}
 		n.emit(Event{Kind: EvDial, Peer: p.ID, Facts: facts("last_connected", last, "last_failed", p.LastAttemptFailed, "in_flight", n.inflight)})
 	}
-	n.nextDialE = next
+	n.nextDial = next
 }

@@ -43,8 +43,8 @@ type Fact struct {
 // Event explains one decision. Reason is a stable machine-readable word.
 type Event struct {
 	Seq     uint64
-	Elapsed time.Duration // the node's elapsed-time measure (R5)
-	Wall    time.Time     // the local clock, for display only
+	Elapsed Elapsed   // the node's elapsed-time measure (R5)
+	Wall    time.Time // the local clock, for display only
 	Kind    EventKind
 	Peer    announce.NodeID
 	Service string

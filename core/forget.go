@@ -22,7 +22,7 @@ func (n *Node) healthPeer(p *peer) bool {
 	if n.cfg.DialServers {
 		return p.records > 0 && !n.hosted(p)
 	}
-	return p.LastConnectedE >= 0 || p.connected
+	return p.LastConnected >= 0 || p.connected
 }
 
 // Quorum returns Q, the number of connections the node needs before it
@@ -32,7 +32,7 @@ func (n *Node) healthPeer(p *peer) bool {
 func (n *Node) Quorum() int {
 	r := 0
 	for _, p := range n.peers {
-		if n.healthPeer(p) && n.elapsed-p.LastGoodE < n.cfg.ForgetHorizon/2 {
+		if n.healthPeer(p) && n.elapsed.Sub(p.LastGood) < n.cfg.ForgetHorizon/2 {
 			r++
 		}
 	}
@@ -66,7 +66,7 @@ func (n *Node) forget() {
 	}
 	var due []*peer
 	for _, p := range n.peers {
-		if p.ID != n.id && p.records > 0 && !p.connected && !p.hostedHere && !n.liveViaHost(p.ID) && n.elapsed-p.LastGoodE >= n.cfg.ForgetHorizon {
+		if p.ID != n.id && p.records > 0 && !p.connected && !p.hostedHere && !n.liveViaHost(p.ID) && n.elapsed.Sub(p.LastGood) >= n.cfg.ForgetHorizon {
 			due = append(due, p)
 		}
 	}
@@ -76,7 +76,7 @@ func (n *Node) forget() {
 	slices.SortFunc(due, func(a, b *peer) int { return cmp.Compare(a.ID, b.ID) })
 	q, c := n.Quorum(), n.ConnectedServers()
 	for _, p := range due {
-		gone := (n.elapsed - p.LastGoodE).Round(time.Second)
+		gone := n.elapsed.Sub(p.LastGood).Round(time.Second)
 		defer_ := ""
 		switch {
 		case n.cfg.Variant.ForgetWhenIsolated:
@@ -103,7 +103,7 @@ func (n *Node) forget() {
 				continue
 			}
 			n.store.Forget(k, reasonHorizon)
-			n.tombs[k] = &tombMeta{atE: n.elapsed, atWall: n.wall, hash: hashOf(a.Signed)}
+			n.tombs[k] = &tombMeta{at: n.elapsed, atWall: n.wall, hash: hashOf(a.Signed)}
 		}
 		n.trimTombstones()
 		n.updateHosts(p.ID, false)
@@ -127,7 +127,7 @@ func (n *Node) forgetNow(id announce.NodeID) {
 		k := records.Key{Service: a.ServiceName, ID: a.ID}
 		n.dropMeta(k)
 		n.store.Forget(k, reasonOperator)
-		n.tombs[k] = &tombMeta{atE: n.elapsed, atWall: n.wall, hash: hashOf(a.Signed)}
+		n.tombs[k] = &tombMeta{at: n.elapsed, atWall: n.wall, hash: hashOf(a.Signed)}
 	}
 	n.trimTombstones()
 	n.updateHosts(id, false)
@@ -142,7 +142,7 @@ func (n *Node) forgetNow(id announce.NodeID) {
 // publisher's timestamp is older than H by this node's wall clock, once
 // TimestampGrace has passed since start-up. No tombstone is kept.
 func (n *Node) forgetByTimestamp() {
-	if n.elapsed-n.startE < n.cfg.Variant.TimestampGrace {
+	if n.elapsed.Sub(n.started) < n.cfg.Variant.TimestampGrace {
 		return
 	}
 	for _, a := range n.store.Records() {
@@ -175,7 +175,7 @@ func (n *Node) wantsDialOrDialing(p *peer) bool {
 func (n *Node) expireTombstones() {
 	for _, t := range n.store.Tombstones() {
 		tm := n.tombs[t.Key]
-		if tm != nil && n.elapsed-tm.atE < n.cfg.TombstoneTTL {
+		if tm != nil && n.elapsed.Sub(tm.at) < n.cfg.TombstoneTTL {
 			continue
 		}
 		n.dropTombstone(t.Key, "ttl")
@@ -218,16 +218,16 @@ func (n *Node) trimTombstones() {
 	for len(n.tombs) > n.cfg.MaxTombstones {
 		var victim records.Key
 		var vRank int
-		var vAt time.Duration
+		var vAt Elapsed
 		found := false
 		for k, tm := range n.tombs {
 			t, _ := n.store.Tombstone(k)
 			r := tombRank(t.Reason)
-			if !found || r < vRank || (r == vRank && (tm.atE < vAt || (tm.atE == vAt && keyLess(k, victim)))) {
-				victim, vRank, vAt, found = k, r, tm.atE, true
+			if !found || r < vRank || (r == vRank && (tm.at < vAt || (tm.at == vAt && keyLess(k, victim)))) {
+				victim, vRank, vAt, found = k, r, tm.at, true
 			}
 		}
 		t, _ := n.store.Tombstone(victim)
-		n.dropTombstone(victim, "table-full", facts("was", t.Reason, "age", (n.elapsed-vAt).Round(time.Second), "cap", n.cfg.MaxTombstones)...)
+		n.dropTombstone(victim, "table-full", facts("was", t.Reason, "age", n.elapsed.Sub(vAt).Round(time.Second), "cap", n.cfg.MaxTombstones)...)
 	}
 }

@@ -13,14 +13,14 @@ import (
 
 func (n *Node) send(to announce.NodeID, m Msg) {
 	if p, ok := n.peers[to]; ok {
-		p.BytesOut += uint64(m.Size())
+		p.BytesOut += uint64(n.cfg.MsgSize(m))
 	}
 	n.ready.Messages = append(n.ready.Messages, Envelope{To: to, Msg: m})
 }
 
 func (n *Node) sendSyncReq(l *link) {
 	n.syncRounds++
-	l.lastSyncE = n.elapsed
+	l.lastSync = n.elapsed
 	n.send(l.id, SyncReq{Epoch: l.theirEpoch, Cursor: l.cursor, Neighbour: n.syncs(l)})
 }
 
@@ -29,7 +29,7 @@ func (n *Node) sendSyncReq(l *link) {
 // only the two ends' own records go (the overlay).
 func (n *Node) digest(from uint64, to announce.NodeID) Digest {
 	d := Digest{Epoch: n.epoch, From: from, To: n.ver}
-	size := d.Size()
+	size := n.cfg.MsgSize(d)
 	plain := false
 	if l := n.links[to]; l != nil {
 		plain = !n.gossips(l)
@@ -48,14 +48,22 @@ func (n *Node) digest(from uint64, to announce.NodeID) Digest {
 			continue
 		}
 		it.Ver = e.ver
-		if len(d.Items) == n.cfg.MaxDigestItems || size+itemSize(it) > MaxMsgBytes {
+		grow := n.itemSize(it)
+		if len(d.Items) == n.cfg.MaxDigestItems || size+grow > MaxMsgBytes {
 			d.To, d.More = d.Items[len(d.Items)-1].Ver, true
 			break
 		}
 		d.Items = append(d.Items, it)
-		size += itemSize(it)
+		size += grow
 	}
 	return d
+}
+
+// itemSize is what it adds to a digest's encoding: a digest of it alone
+// less an empty one.
+func (n *Node) itemSize(it Item) int {
+	n.oneItem[0] = it
+	return n.cfg.MsgSize(Digest{Items: n.oneItem[:]}) - n.cfg.MsgSize(Digest{})
 }
 
 // item describes the record for k if it may be passed to neighbour to (R1).
@@ -74,7 +82,7 @@ func (n *Node) item(k records.Key, to announce.NodeID) (Item, bool) {
 	}
 	if t, ok := n.store.Tombstone(k); ok {
 		tm := n.tombs[k]
-		if tm == nil || !tm.fresh || n.elapsed-tm.freshE >= n.cfg.LivenessWindow || t.Reason != records.TombWithdrawn {
+		if tm == nil || !tm.fresh || n.elapsed.Sub(tm.freshAt) >= n.cfg.LivenessWindow || t.Reason != records.TombWithdrawn {
 			return Item{}, false
 		}
 		return Item{Service: k.Service, ID: k.ID, Seqnum: t.Seqnum, Hash: tm.hash}, true
@@ -134,8 +142,8 @@ func (n *Node) onReceived(from announce.NodeID, m Msg) {
 		return // not connected: the driver delivered late
 	}
 	p := n.peers[from]
-	p.BytesIn += uint64(m.Size())
-	p.lastRecvE, p.lastRecvWall = n.elapsed, n.wall
+	p.BytesIn += uint64(n.cfg.MsgSize(m))
+	p.lastRecv, p.lastRecvWall = n.elapsed, n.wall
 	switch m := m.(type) {
 	case SyncReq:
 		if l.theirs != m.Neighbour {
@@ -185,7 +193,7 @@ func (n *Node) onDigest(l *link, d Digest) {
 			break
 		}
 		want = append(want, it.Key())
-		n.fetching[it.Key()] = &fetchState{from: l.id, seqnum: it.Seqnum, deadline: n.elapsed + n.cfg.FetchTimeout}
+		n.fetching[it.Key()] = &fetchState{from: l.id, seqnum: it.Seqnum, deadline: n.elapsed.Add(n.cfg.FetchTimeout)}
 	}
 	for len(want) > 0 {
 		chunk := want[:min(len(want), n.cfg.MaxFetchItems)]
@@ -200,7 +208,7 @@ func (n *Node) onDigest(l *link, d Digest) {
 	l.cursor = max(l.cursor, min(limit, d.To))
 	switch {
 	case limit < d.To:
-		l.lastSyncE = n.elapsed // out of tokens: wait for the next round
+		l.lastSync = n.elapsed // out of tokens: wait for the next round
 	case d.More:
 		n.sendSyncReq(l)
 	}
@@ -262,8 +270,8 @@ func (n *Node) onFetch(l *link, f Fetch) {
 }
 
 func (n *Node) refill(l *link) {
-	dt := n.elapsed - l.tokensE
-	l.tokensE = n.elapsed
+	dt := n.elapsed.Sub(l.tokensAt)
+	l.tokensAt = n.elapsed
 	l.tokens = min(float64(n.cfg.RecordBurst), l.tokens+dt.Seconds()*n.cfg.RecordRate)
 }
 
@@ -373,30 +381,30 @@ func (n *Node) applyAdmitted(res records.Result, from announce.NodeID) {
 		n.dropMeta(k)
 	}
 	if res.Outcome != records.Withdrawn {
-		first := res.Outcome == records.Added && p.records == 0 && p.LastConnectedE < 0 && !p.connected && k.ID != n.id
-		p.fresh, p.freshE, p.freshWall, p.firstSight = true, n.elapsed, n.wall, first
+		first := res.Outcome == records.Added && p.records == 0 && p.LastConnected < 0 && !p.connected && k.ID != n.id
+		p.fresh, p.freshAt, p.freshWall, p.firstSight = true, n.elapsed, n.wall, first
 		if first {
 			p.vouched = n.vouch(from, k)
 		}
 		switch {
 		case n.cfg.Variant.GoodOnlyByConnection:
 		case first:
-			p.LastGoodE = n.elapsed - n.cfg.LivenessWindow
+			p.LastGood = n.elapsed.Add(-n.cfg.LivenessWindow)
 		default:
-			p.LastGoodE = n.elapsed
+			p.LastGood = n.elapsed
 		}
 	}
 	switch res.Outcome {
 	case records.Withdrawn:
 		p.Withdrawn = true
-		tm := &tombMeta{atE: n.elapsed, atWall: n.wall, hash: hashOf(a.Signed)}
+		tm := &tombMeta{at: n.elapsed, atWall: n.wall, hash: hashOf(a.Signed)}
 		n.tombs[k] = tm
 		// Only the withdrawal of a key held here is passed on (for W): one
 		// of a key never held costs its signer nothing (R6).
 		why := "not-held"
 		if t, _ := n.store.Tombstone(k); t.Reason == records.TombWithdrawn {
 			why = "announced"
-			tm.fresh, tm.freshE = true, n.elapsed
+			tm.fresh, tm.freshAt = true, n.elapsed
 			tm.ver = n.index(k)
 		} else {
 			n.unindex(k)
@@ -426,8 +434,8 @@ func (n *Node) applyAdmitted(res records.Result, from announce.NodeID) {
 		// A new seqnum is the server's own proof of life (R3): a dial
 		// waiting out a backoff is due now, so a server back from
 		// maintenance is used at once, not an hour later.
-		if k.ID != n.id && !p.connected && !p.dialing && p.nextDialE > n.elapsed {
-			p.nextDialE = n.elapsed
+		if k.ID != n.id && !p.connected && !p.dialing && p.nextDial > n.elapsed {
+			p.nextDial = n.elapsed
 			n.dialDirty = true
 		}
 		if k.ID != n.id {
@@ -437,7 +445,7 @@ func (n *Node) applyAdmitted(res records.Result, from announce.NodeID) {
 	}
 	n.updateHosts(k.ID, res.Outcome != records.Withdrawn)
 	if res.Outcome != records.Withdrawn && n.hosted(p) && !p.hostedHere && n.liveViaHost(k.ID) {
-		p.LastGoodE = n.elapsed
+		p.LastGood = n.elapsed
 	}
 	n.ready.StateChanged = true
 }
@@ -493,12 +501,12 @@ func (n *Node) evict(source announce.NodeID, why string) bool {
 			continue
 		}
 		p := n.peers[k.ID]
-		if p.LastConnectedE >= 0 && n.elapsed-p.LastConnectedE < n.cfg.LivenessWindow {
+		if p.LastConnected >= 0 && n.elapsed.Sub(p.LastConnected) < n.cfg.LivenessWindow {
 			continue
 		}
 		c := n.perSrc[m.source]
 		better := best == nil || c > bestCount ||
-			(c == bestCount && (p.LastGoodE < best.LastGoodE || (p.LastGoodE == best.LastGoodE && keyLess(k, victim))))
+			(c == bestCount && (p.LastGood < best.LastGood || (p.LastGood == best.LastGood && keyLess(k, victim))))
 		if better {
 			victim, best, bestCount = k, p, c
 		}
@@ -511,7 +519,7 @@ func (n *Node) evict(source announce.NodeID, why string) bool {
 	n.store.Delete(victim)
 	n.updateHosts(victim.ID, false)
 	n.emit(Event{Kind: EvEvicted, Peer: victim.ID, Service: victim.Service, Reason: why,
-		Facts: facts("source", src.Short(), "last_good_ago", (n.elapsed - best.LastGoodE).Round(time.Second))})
+		Facts: facts("source", src.Short(), "last_good_ago", n.elapsed.Sub(best.LastGood).Round(time.Second))})
 	n.gcPeer(victim.ID)
 	return true
 }
@@ -546,8 +554,8 @@ func (n *Node) vouch(from announce.NodeID, k records.Key) bool {
 		return false
 	}
 	budget := float64(n.cfg.FirstSightBudget)
-	l.vouchTokens = min(budget, l.vouchTokens+(n.elapsed-l.vouchE).Seconds()/n.cfg.FirstSightWindow.Seconds()*budget)
-	l.vouchE = n.elapsed
+	l.vouchTokens = min(budget, l.vouchTokens+n.elapsed.Sub(l.vouchAt).Seconds()/n.cfg.FirstSightWindow.Seconds()*budget)
+	l.vouchAt = n.elapsed
 	if l.vouchTokens >= 1 {
 		l.vouchTokens--
 		l.vouchSpent = false

@@ -61,7 +61,7 @@ func (n *Node) onPublish(s announce.Signed, why string) {
 		return
 	}
 	p.hostedHere = true
-	p.LastGoodE = n.elapsed
+	p.LastGood = n.elapsed
 	n.emit(Event{Kind: EvHosted, Peer: held.ID, Service: held.ServiceName, Reason: "publisher-connected", Facts: facts("seqnum", held.Seqnum)})
 	n.reindex(held.ID)
 	n.republishHosts()
@@ -74,7 +74,7 @@ func (n *Node) onUnpublished(id announce.NodeID) {
 	}
 	p.hostedHere = false
 	p.fresh = false
-	p.LastGoodE = n.elapsed
+	p.LastGood = n.elapsed
 	n.emit(Event{Kind: EvUnhosted, Peer: id, Reason: "publisher-gone"})
 	n.republishHosts()
 	n.gcPeer(id)
@@ -192,7 +192,7 @@ func (n *Node) updateHosts(h announce.NodeID, fresh bool) {
 			// old, and a first sighting of it must not outlive the vouch.
 			p.fresh = false
 			if n.liveDirect(h) {
-				p.LastGoodE = max(p.LastGoodE, n.elapsed)
+				p.LastGood = max(p.LastGood, n.elapsed)
 			}
 			n.emit(Event{Kind: EvUnhosted, Peer: id, Reason: "host-stopped-vouching", Facts: facts("host", h.Short())})
 		}
@@ -213,7 +213,7 @@ func (n *Node) updateHosts(h announce.NodeID, fresh bool) {
 			continue
 		}
 		if fresh {
-			p.LastGoodE = n.elapsed
+			p.LastGood = n.elapsed
 		}
 		if !had {
 			n.reindex(id)

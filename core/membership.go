@@ -59,7 +59,7 @@ func (n *Node) learnMembership(a *announce.Announcement) {
 		k := records.Key{Service: held.ServiceName, ID: held.ID}
 		n.dropMeta(k)
 		n.store.Forget(k, reason)
-		n.tombs[k] = &tombMeta{atE: n.elapsed, atWall: n.wall, hash: hashOf(held.Signed)}
+		n.tombs[k] = &tombMeta{at: n.elapsed, atWall: n.wall, hash: hashOf(held.Signed)}
 		n.updateHosts(held.ID, false)
 		n.emit(Event{Kind: EvForgot, Peer: held.ID, Service: held.ServiceName, Reason: reason,
 			Facts: facts("error", err, "seqnum", held.Seqnum, "by", a.ID.Short())})

@@ -16,11 +16,10 @@ const (
 	TypeRecords MsgType = 4 // full signed records
 )
 
-// Msg is a protocol message. The transport encodes it (see package wire);
-// Size is its encoded length, for accounting.
+// Msg is a protocol message. The transport encodes it (see package wire),
+// and Config.MsgSize gives its encoded length.
 type Msg interface {
 	Type() MsgType
-	Size() int
 }
 
 // SyncReq asks a neighbour for the changes to its record index after
@@ -72,58 +71,7 @@ func (Digest) Type() MsgType  { return TypeDigest }
 func (Fetch) Type() MsgType   { return TypeFetch }
 func (Records) Type() MsgType { return TypeRecords }
 
-// Encoded sizes, matching package wire: a 2-byte header (version, type),
-// fixed 8-byte epochs and cursors, varints for counts, seqnums and
-// versions, length-prefixed strings, node IDs as 32 raw bytes.
-func uvarintLen(x uint64) int {
-	n := 1
-	for x >= 0x80 {
-		x >>= 7
-		n++
-	}
-	return n
-}
-
-func varintLen(x int64) int { return uvarintLen(uint64(x<<1) ^ uint64(x>>63)) }
-
-func strLen(s string) int { return uvarintLen(uint64(len(s))) + len(s) }
-
-// IDSize is the encoded size of a node ID: its raw 32-byte key.
-const IDSize = 32
-
-// Epochs and cursors are fixed 8-byte fields, so a round's cost does not
-// depend on how far the index has counted.
-func (m SyncReq) Size() int { return 2 + 8 + 8 + 1 }
-
 // MaxMsgBytes bounds the encoded size of a digest the core builds, well
 // under the transport's frame limit (wire.MaxFrame, 2 MiB), whatever the
 // service names' lengths.
 const MaxMsgBytes = 1 << 20
-
-func itemSize(it Item) int {
-	return strLen(it.Service) + IDSize + varintLen(it.Seqnum) + 8 + uvarintLen(it.Ver)
-}
-
-func (m Digest) Size() int {
-	n := 2 + 8 + 8 + 8 + 1 + uvarintLen(uint64(len(m.Items)))
-	for _, it := range m.Items {
-		n += itemSize(it)
-	}
-	return n
-}
-
-func (m Fetch) Size() int {
-	n := 2 + uvarintLen(uint64(len(m.Keys)))
-	for _, k := range m.Keys {
-		n += strLen(k.Service) + IDSize
-	}
-	return n
-}
-
-func (m Records) Size() int {
-	n := 2 + uvarintLen(uint64(len(m.Recs)))
-	for _, r := range m.Recs {
-		n += strLen(r.Msg) + strLen(r.Sig) + strLen(r.Key)
-	}
-	return n
-}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -141,12 +142,12 @@ type recMeta struct {
 
 // tombMeta is the bookkeeping for a tombstone.
 type tombMeta struct {
-	atE    time.Duration
-	atWall time.Time
-	ver    uint64 // withdrawals are relayed: their place in the index
-	freshE time.Duration
-	fresh  bool // a withdrawal received or made in this run
-	hash   uint64
+	at      Elapsed
+	atWall  time.Time
+	ver     uint64 // withdrawals are relayed: their place in the index
+	freshAt Elapsed
+	fresh   bool // a withdrawal received or made in this run
+	hash    uint64
 	// refused is 1 + the highest seqnum whose refusal was reported.
 	refused int64
 }
@@ -159,7 +160,7 @@ type logEntry struct {
 type fetchState struct {
 	from     announce.NodeID
 	seqnum   int64
-	deadline time.Duration
+	deadline Elapsed
 }
 
 // link is the state of one connection.
@@ -172,15 +173,15 @@ type link struct {
 	cursor     uint64 // their index, seen up to
 	sentTo     uint64 // our index: what the neighbour's cursor should be
 	scanned    uint64 // our index: scanned for this neighbour up to
-	lastSyncE  time.Duration
+	lastSync   Elapsed
 	tokens     float64
-	tokensE    time.Duration
+	tokensAt   Elapsed
 	pending    int   // records asked of this link and not yet answered
 	asked      []int // sizes of the unanswered fetches, oldest first
 	// First sightings of unreached servers this link may still vouch for
 	// (FirstSightBudget), and whether running out was reported.
 	vouchTokens float64
-	vouchE      time.Duration
+	vouchAt     Elapsed
 	vouchSpent  bool
 }
 
@@ -216,30 +217,31 @@ type Node struct {
 	hostsOf  map[announce.NodeID][]announce.NodeID
 	hostedBy map[announce.NodeID]map[announce.NodeID]struct{}
 
-	counter      int64
-	durable      int64                    // the counter acknowledged as on disk (persist.go)
-	heldOwn      map[records.Key]struct{} // own keys held out of the index until durable
-	published    bool
-	lastPublishE time.Duration
+	counter     int64
+	durable     int64                    // the counter acknowledged as on disk (persist.go)
+	heldOwn     map[records.Key]struct{} // own keys held out of the index until durable
+	published   bool
+	lastPublish Elapsed
 
 	epoch     uint64
 	ver       uint64
 	pushedVer uint64
 	log       []logEntry
 	verOf     map[records.Key]uint64
+	oneItem   [1]Item // itemSize's digest
 
-	elapsed   time.Duration
-	savedWall time.Time
-	startE    time.Duration
-	lastNow   time.Time
-	wall      time.Time
-	inflight  int
-	dialing   map[announce.NodeID]bool
-	bootIDs   []announce.NodeID
-	dialDirty bool
-	nextDialE time.Duration
-	forgetE   time.Duration
-	leaving   bool
+	elapsed    Elapsed
+	savedWall  time.Time
+	started    Elapsed
+	lastNow    time.Time
+	wall       time.Time
+	inflight   int
+	dialing    map[announce.NodeID]bool
+	bootIDs    []announce.NodeID
+	dialDirty  bool
+	nextDial   Elapsed
+	lastForget Elapsed
+	leaving    bool
 
 	// R5 within a run: the driver's last monotonic reading (StepMono), how
 	// far the clock is behind the furthest it had gone (setbacks not yet
@@ -248,7 +250,7 @@ type Node struct {
 	lastMono   time.Duration
 	lastMonoOK bool
 	behind     time.Duration
-	lastTickE  time.Duration
+	lastTick   Elapsed
 	// R1: the confirming re-sign, FirstSightWindow/2 after start, is due.
 	confirmDue bool
 
@@ -263,6 +265,9 @@ type Node struct {
 func New(cfg Config, id Identity, st State, rng *rand.Rand) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.MsgSize == nil {
+		return nil, errors.New("core: Config.MsgSize is nil (drivers pass wire.Size)")
 	}
 	n := &Node{
 		cfg:      cfg,
@@ -316,7 +321,7 @@ func (n *Node) Config() Config { return n.cfg }
 func (n *Node) Wall() time.Time { return n.wall }
 
 // Elapsed returns the elapsed-time measure (R5).
-func (n *Node) Elapsed() time.Duration { return n.elapsed }
+func (n *Node) Elapsed() Elapsed { return n.elapsed }
 
 // Counter returns the last seqnum used.
 func (n *Node) Counter() int64 { return n.counter }
@@ -399,9 +404,9 @@ func (n *Node) advance(now time.Time, mono time.Duration, monoOK, tick bool) {
 	n.lastNow, n.lastMono, n.lastMonoOK = now, mono, monoOK
 	if prev.IsZero() {
 		if n.cfg.Variant.WallClockElapsed && !n.savedWall.IsZero() {
-			n.elapsed += now.Sub(n.savedWall) // downtime counts, as does any jump
+			n.elapsed = n.elapsed.Add(now.Sub(n.savedWall)) // downtime counts, as does any jump
 		}
-		n.lastTickE = n.elapsed
+		n.lastTick = n.elapsed
 		return
 	}
 	var d time.Duration
@@ -411,12 +416,12 @@ func (n *Node) advance(now time.Time, mono time.Duration, monoOK, tick bool) {
 		d = now.Sub(prev) // by Go's monotonic readings if both carry one
 	}
 	if n.cfg.Variant.WallClockElapsed {
-		n.elapsed += d
+		n.elapsed = n.elapsed.Add(d)
 	} else {
-		n.elapsed += n.count(d)
+		n.elapsed = n.elapsed.Add(n.count(d))
 	}
 	if tick {
-		n.lastTickE = n.elapsed
+		n.lastTick = n.elapsed
 	}
 }
 
@@ -434,7 +439,7 @@ func (n *Node) advance(now time.Time, mono time.Duration, monoOK, tick bool) {
 // forgotten.
 func (n *Node) count(d time.Duration) time.Duration {
 	gap, memory := n.cfg.MaxTickGap, n.cfg.SetbackMemory
-	room := max(0, n.cfg.TickInterval-(n.elapsed-n.lastTickE))
+	room := max(0, n.cfg.TickInterval-n.elapsed.Sub(n.lastTick))
 	if d < 0 {
 		counted := room
 		if memory == 0 {
@@ -554,23 +559,24 @@ func (n *Node) liveness(id announce.NodeID, hosting bool) bool {
 }
 
 func (n *Node) liveBySeqnum(p *peer) bool {
-	if n.cfg.DialServers && !n.cfg.Variant.RelayUnreached && p.LastConnectedE < 0 && !p.vouched {
+	if n.cfg.DialServers && !n.cfg.Variant.RelayUnreached && p.LastConnected < 0 && !p.vouched {
 		return false
 	}
 	window := n.cfg.LivenessWindow
 	if p.firstSight {
 		window = n.cfg.FirstSightWindow
 	}
-	return p.fresh && n.elapsed-p.freshE < window
+	return p.fresh && n.elapsed.Sub(p.freshAt) < window
 }
 
 func (n *Node) publish(why string) {
 	n.published = true
-	n.lastPublishE = n.elapsed
+	n.lastPublish = n.elapsed
 	n.counter++
 	n.ready.Counter = n.counter
 	hosts, hosting := n.hostsField()
 	svcs := n.templates()
+	refused := 0
 	for _, t := range svcs {
 		if hosting {
 			t.Service.Fields = append(slices.Clone(t.Service.Fields), hosts)
@@ -578,24 +584,50 @@ func (n *Node) publish(why string) {
 		if n.cfg.Variant.Timestamp {
 			t.Service.Fields = append(slices.Clone(t.Service.Fields), announce.Member{Key: FieldTimestamp, Value: announce.Int(n.wall.Unix())})
 		}
-		n.admitOwn(announce.Sign(n.key, announce.Build(n.key, t, n.counter)))
+		if n.admitOwn(announce.Sign(n.key, announce.Build(n.key, t, n.counter))) != nil {
+			refused++
+		}
 	}
-	n.emit(Event{Kind: EvPublished, Peer: n.id, Reason: why, Facts: facts("seqnum", n.counter, "services", len(svcs))})
+	n.emit(Event{Kind: EvPublished, Peer: n.id, Reason: why, Facts: publishedFacts(n.counter, len(svcs), refused)})
 }
 
-func (n *Node) admitOwn(s announce.Signed) {
+func publishedFacts(seqnum int64, services, refused int) []Fact {
+	if refused == 0 {
+		return facts("seqnum", seqnum, "services", services)
+	}
+	return facts("seqnum", seqnum, "services", services, "refused", refused)
+}
+
+// admitOwn stores a record the node just signed. It fails on a template
+// that makes no valid record (Reason own-record-invalid) or a seqnum the
+// store refuses (own-record-refused; only a counter at its int64 limit
+// does that): each is an EvRejected event, so the status page and the
+// log say why a service is not announced.
+func (n *Node) admitOwn(s announce.Signed) error {
 	a, err := announce.ParseUnverified(s)
 	if err != nil {
-		return // our own template is always valid
+		why := "invalid"
+		if ae, ok := err.(*announce.Error); ok {
+			why = string(ae.Reason)
+		}
+		n.emit(Event{Kind: EvRejected, Peer: n.id, Reason: "own-record-invalid", Facts: facts("why", why, "error", err)})
+		return err
 	}
 	res, err := n.store.AdmitVerified(a)
 	if err != nil {
-		return
+		why := "invalid"
+		if re, ok := err.(*records.RejectError); ok {
+			why = string(re.Reason)
+		}
+		n.emit(Event{Kind: EvRejected, Peer: n.id, Service: a.ServiceName, Reason: "own-record-refused",
+			Facts: facts("why", why, "seqnum", a.Seqnum, "error", err)})
+		return err
 	}
 	n.applyAdmitted(res, n.id)
 	if res.Outcome.Changed() {
 		n.learnMembership(a)
 	}
+	return nil
 }
 
 func (n *Node) setServices(svcs []announce.Template) {
@@ -625,11 +657,14 @@ func (n *Node) withdrawMissing() {
 	}
 	n.counter++
 	n.ready.Counter = n.counter
+	refused := 0
 	for _, svc := range gone {
 		t := announce.Template{Service: announce.Service{Name: svc}, Withdrawn: true}
-		n.admitOwn(announce.Sign(n.key, announce.Build(n.key, t, n.counter)))
+		if n.admitOwn(announce.Sign(n.key, announce.Build(n.key, t, n.counter))) != nil {
+			refused++
+		}
 	}
-	n.emit(Event{Kind: EvPublished, Peer: n.id, Reason: "withdrawn", Facts: facts("seqnum", n.counter, "services", len(gone))})
+	n.emit(Event{Kind: EvPublished, Peer: n.id, Reason: "withdrawn", Facts: publishedFacts(n.counter, len(gone), refused)})
 }
 
 // observeOwn applies the counter recovery rule to a record of our own key
@@ -659,13 +694,13 @@ func (n *Node) withdrawAll() {
 	for _, a := range n.store.Records() {
 		if a.ID == n.id {
 			t := announce.Template{Service: announce.Service{Name: a.ServiceName}, Withdrawn: true}
-			n.admitOwn(announce.Sign(n.key, announce.Build(n.key, t, n.counter)))
+			_ = n.admitOwn(announce.Sign(n.key, announce.Build(n.key, t, n.counter))) // explained by its event
 		}
 	}
 }
 
 func (n *Node) tick() {
-	if !n.leaving && !n.cfg.Variant.NoRefresh && n.elapsed-n.lastPublishE >= n.cfg.RefreshInterval {
+	if !n.leaving && !n.cfg.Variant.NoRefresh && n.elapsed.Sub(n.lastPublish) >= n.cfg.RefreshInterval {
 		n.publish("refresh")
 	}
 	n.confirm()
@@ -696,12 +731,12 @@ func (n *Node) tick() {
 		if !n.syncs(l) {
 			every = n.cfg.RefreshInterval
 		}
-		if n.elapsed-l.lastSyncE >= every {
+		if n.elapsed.Sub(l.lastSync) >= every {
 			n.sendSyncReq(l)
 		}
 	}
-	if n.elapsed-n.forgetE >= n.forgetCheckInterval() {
-		n.forgetE = n.elapsed
+	if n.elapsed.Sub(n.lastForget) >= n.forgetCheckInterval() {
+		n.lastForget = n.elapsed
 		n.forget()
 		n.expireTombstones()
 	}
@@ -717,7 +752,7 @@ func (n *Node) tick() {
 // first refresh a day later. The seqnum is the node's own proof of life:
 // a departed server signs none, so this relays no zombie.
 func (n *Node) confirm() {
-	if !n.confirmDue || n.elapsed-n.startE < n.cfg.FirstSightWindow/2 {
+	if !n.confirmDue || n.elapsed.Sub(n.started) < n.cfg.FirstSightWindow/2 {
 		return
 	}
 	n.confirmDue = false

@@ -56,9 +56,9 @@ func (n *Node) chooseNeighbours() {
 	}
 }
 
-// GossipLinks counts the links this node gossips over: chosen by it, and
+// gossipLinks counts the links this node gossips over: chosen by it, and
 // in all.
-func (n *Node) GossipLinks() (mine, all int) {
+func (n *Node) gossipLinks() (mine, all int) {
 	for _, l := range n.linkList {
 		if n.gossips(l) {
 			all++

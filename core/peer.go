@@ -9,30 +9,30 @@ import (
 // Interval is a span of the elapsed-time measure during which a peer was
 // connected.
 type Interval struct {
-	Start, End time.Duration
+	Start, End Elapsed
 }
 
 // maxIntervals bounds the connection history kept per peer; older
 // intervals are merged.
 const maxIntervals = 64
 
-// History is what a node remembers of another node, by its own clock only.
-// Times named ...E are on the elapsed-time measure (R5); ...Wall are the
-// local clock when it happened, for display.
+// History is what a node remembers of another node, by its own clock only:
+// Elapsed times are on the elapsed-time measure (R5); ...Wall are the local
+// clock when it happened, for display.
 type History struct {
 	ID       announce.NodeID
 	Locators []string
 
-	FirstHeardE    time.Duration
+	FirstHeard     Elapsed
 	FirstHeardWall time.Time
 
-	// LastGoodE is the last time a connection succeeded or a new seqnum
+	// LastGood is the last time a connection succeeded or a new seqnum
 	// arrived: the clock R4 forgets by.
-	LastGoodE time.Duration
+	LastGood Elapsed
 
-	LastConnectedE    time.Duration // last time it was connected (up to now if it is); -1: never
+	LastConnected     Elapsed // last time it was connected (up to now if it is); -1: never
 	LastConnectedWall time.Time
-	LastAttemptE      time.Duration // -1: never
+	LastAttempt       Elapsed // -1: never
 	LastAttemptWall   time.Time
 	LastAttemptFailed bool
 	LastError         string
@@ -51,27 +51,27 @@ type History struct {
 type peer struct {
 	History
 	connected      bool
-	connectedSince time.Duration
+	connectedSince Elapsed
 	connSinceWall  time.Time
 	dialing        bool
-	dialDeadline   time.Duration
-	nextDialE      time.Duration
+	dialDeadline   Elapsed
+	nextDial       Elapsed
 	failedThisRun  bool
-	fresh          bool          // a new seqnum arrived in this run
-	firstSight     bool          // ...and it was only the first record heard of it
-	vouched        bool          // a dialling node passes it on before reaching it (FirstSightBudget)
-	freshE         time.Duration // when
+	fresh          bool    // a new seqnum arrived in this run
+	firstSight     bool    // ...and it was only the first record heard of it
+	vouched        bool    // a dialling node passes it on before reaching it (FirstSightBudget)
+	freshAt        Elapsed // when
 	freshWall      time.Time
 	records        int // held records of this ID
 	bootstrap      bool
-	deferred       string        // last R4 deferral reason reported
-	lastRecvE      time.Duration // last message from it in this run; 0 with lastRecvWall zero: none
+	deferred       string  // last R4 deferral reason reported
+	lastRecv       Elapsed // last message from it in this run; 0 with lastRecvWall zero: none
 	lastRecvWall   time.Time
 	hostedHere     bool // a local publisher of it is connected (hosting)
 }
 
-func newPeer(id announce.NodeID, e time.Duration, wall time.Time) *peer {
-	return &peer{History: History{ID: id, FirstHeardE: e, FirstHeardWall: wall, LastGoodE: e, LastConnectedE: -1, LastAttemptE: -1}}
+func newPeer(id announce.NodeID, e Elapsed, wall time.Time) *peer {
+	return &peer{History: History{ID: id, FirstHeard: e, FirstHeardWall: wall, LastGood: e, LastConnected: -1, LastAttempt: -1}}
 }
 
 func (p *peer) addRTT(r time.Duration) {
@@ -87,7 +87,7 @@ func (p *peer) addRTT(r time.Duration) {
 	p.SRTT = (7*p.SRTT + r) / 8
 }
 
-func (p *peer) closeInterval(e time.Duration) {
+func (p *peer) closeInterval(e Elapsed) {
 	p.Intervals = append(p.Intervals, Interval{p.connectedSince, e})
 	if len(p.Intervals) > maxIntervals {
 		p.Intervals[1].Start = p.Intervals[0].Start
@@ -95,20 +95,19 @@ func (p *peer) closeInterval(e time.Duration) {
 	}
 }
 
-// Uptime returns the fraction of the window ending at now (both on the
-// elapsed-time measure) during which the peer was connected, counting only
-// time since it was first heard of. ok is false when there is no time to
-// measure.
-func (h *History) Uptime(now, window time.Duration, connectedSince time.Duration, connected bool) (float64, bool) {
-	start := max(now-window, h.FirstHeardE)
-	if now <= start {
+// Uptime returns the fraction of the window ending at now during which
+// the peer was connected, counting only time since it was first heard of.
+// ok is false when there is no time to measure.
+func (h *History) Uptime(now Elapsed, window time.Duration, connectedSince Elapsed, connected bool) (float64, bool) {
+	start := max(now.Add(-window), h.FirstHeard)
+	if !start.Before(now) {
 		return 0, false
 	}
 	var up time.Duration
-	add := func(a, b time.Duration) {
+	add := func(a, b Elapsed) {
 		a, b = max(a, start), min(b, now)
-		if b > a {
-			up += b - a
+		if b.After(a) {
+			up += b.Sub(a)
 		}
 	}
 	for _, iv := range h.Intervals {
@@ -117,5 +116,5 @@ func (h *History) Uptime(now, window time.Duration, connectedSince time.Duration
 	if connected {
 		add(connectedSince, now)
 	}
-	return float64(up) / float64(now-start), true
+	return float64(up) / float64(now.Sub(start)), true
 }

@@ -105,7 +105,7 @@ func TestBadSeqnumRefused(t *testing.T) {
 	// A record held before the rule (in a peer book) is refused on load.
 	_, old := seqnumRecord("stored", "")
 	st := core.State{Records: []core.StoredRecord{{Signed: old, Source: "v0-somebody"}}}
-	r, err := core.New(core.TestConfig(), core.Identity{Key: sim.KeyFor("restored", 7)}, st, randSource())
+	r, err := newCore(core.TestConfig(), core.Identity{Key: sim.KeyFor("restored", 7)}, st, randSource())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ type StoredRecord struct {
 // StoredTombstone is a tombstone as persisted.
 type StoredTombstone struct {
 	records.Tombstone
-	AtE    time.Duration // on the elapsed-time measure
+	At     Elapsed
 	AtWall time.Time
 }
 
@@ -26,7 +26,7 @@ type StoredTombstone struct {
 // again on load and can be passed on.
 type State struct {
 	Counter    int64
-	Elapsed    time.Duration
+	Elapsed    Elapsed
 	Wall       time.Time // the local clock at Elapsed
 	Records    []StoredRecord
 	Tombstones []StoredTombstone
@@ -41,7 +41,7 @@ func (n *Node) State() State {
 		st.Records = append(st.Records, StoredRecord{Signed: a.Signed, Source: n.meta[k].source})
 	}
 	for _, t := range n.store.Tombstones() {
-		st.Tombstones = append(st.Tombstones, StoredTombstone{Tombstone: *t, AtE: n.tombs[t.Key].atE, AtWall: n.tombs[t.Key].atWall})
+		st.Tombstones = append(st.Tombstones, StoredTombstone{Tombstone: *t, At: n.tombs[t.Key].at, AtWall: n.tombs[t.Key].atWall})
 	}
 	for _, id := range n.sortedPeers(func(*peer) bool { return true }) {
 		h := n.peers[id].History
@@ -50,8 +50,8 @@ func (n *Node) State() State {
 		if p := n.peers[id]; p.connected {
 			// Count the open interval as ending now; a restart closes it.
 			h.Intervals = append(h.Intervals, Interval{p.connectedSince, n.elapsed})
-			h.LastGoodE = n.elapsed
-			h.LastConnectedE, h.LastConnectedWall = n.elapsed, n.wall
+			h.LastGood = n.elapsed
+			h.LastConnected, h.LastConnectedWall = n.elapsed, n.wall
 		}
 		st.Peers = append(st.Peers, h)
 	}
@@ -62,8 +62,8 @@ func (n *Node) restore(st State) error {
 	n.counter, n.durable = st.Counter, st.Counter
 	n.elapsed = st.Elapsed
 	n.savedWall = st.Wall
-	n.startE = st.Elapsed
-	n.forgetE = st.Elapsed
+	n.started = st.Elapsed
+	n.lastForget = st.Elapsed
 	for _, h := range st.Peers {
 		p := &peer{History: h}
 		p.Locators = slices.Clone(h.Locators)
@@ -109,7 +109,7 @@ func (n *Node) restore(st State) error {
 	}
 	for _, t := range st.Tombstones {
 		n.store.RestoreTombstone(t.Tombstone)
-		n.tombs[t.Key] = &tombMeta{atE: t.AtE, atWall: t.AtWall, hash: hashOf(t.Last)}
+		n.tombs[t.Key] = &tombMeta{at: t.At, atWall: t.AtWall, hash: hashOf(t.Last)}
 		if t.Key.ID == n.id && t.HasSeqnum && t.Seqnum > n.counter {
 			n.counter = t.Seqnum
 		}
@@ -126,7 +126,7 @@ type ServerInfo struct {
 	Services       []string
 	Seqnum         int64
 	Connected      bool
-	ConnectedSince time.Duration
+	ConnectedSince Elapsed
 	Dialing        bool
 	NextDialIn     time.Duration
 	Live           bool              // R1: its records are passed on
@@ -163,13 +163,13 @@ func (n *Node) info(p *peer) ServerInfo {
 	si := ServerInfo{History: p.History, Connected: p.connected, ConnectedSince: p.connectedSince,
 		Dialing: p.dialing, Live: n.live(p.ID), Fresh: p.fresh, HostedHere: p.hostedHere, Hosts: n.HostsOf(p.ID)}
 	if p.fresh {
-		si.FreshAgo = n.elapsed - p.freshE
+		si.FreshAgo = n.elapsed.Sub(p.freshAt)
 	}
-	if p.nextDialE > n.elapsed {
-		si.NextDialIn = p.nextDialE - n.elapsed
+	if p.nextDial > n.elapsed {
+		si.NextDialIn = p.nextDial.Sub(n.elapsed)
 	}
 	if !p.lastRecvWall.IsZero() {
-		si.Received, si.LastReceivedAgo, si.LastReceived = true, n.elapsed-p.lastRecvE, p.lastRecvWall
+		si.Received, si.LastReceivedAgo, si.LastReceived = true, n.elapsed.Sub(p.lastRecv), p.lastRecvWall
 	}
 	for _, a := range n.recordsOf(p.ID) {
 		si.Services = append(si.Services, a.ServiceName)
@@ -192,7 +192,7 @@ func (n *Node) Tombstoned(id announce.NodeID) (StoredTombstone, bool) {
 	for k, tm := range n.tombs {
 		if k.ID == id {
 			t, _ := n.store.Tombstone(k)
-			return StoredTombstone{Tombstone: *t, AtE: tm.atE, AtWall: tm.atWall}, true
+			return StoredTombstone{Tombstone: *t, At: tm.at, AtWall: tm.atWall}, true
 		}
 	}
 	return StoredTombstone{}, false
@@ -213,9 +213,9 @@ func (n *Node) SyncRounds() uint64 { return n.syncRounds }
 // InFlight returns the number of dials in flight.
 func (n *Node) InFlight() int { return n.inflight }
 
-// Sources returns how many held records were first learnt through each
+// sources returns how many held records were first learnt through each
 // neighbour.
-func (n *Node) Sources() map[announce.NodeID]int {
+func (n *Node) sources() map[announce.NodeID]int {
 	out := make(map[announce.NodeID]int, len(n.perSrc))
 	for k, v := range n.perSrc {
 		out[k] = v

@@ -191,10 +191,10 @@ func TestTombstoneEvictionOrder(t *testing.T) {
 		ids[reason] = k.ID()
 		st.Tombstones = append(st.Tombstones, core.StoredTombstone{
 			Tombstone: records.Tombstone{Key: records.Key{Service: "storage", ID: k.ID()}, Seqnum: 5, HasSeqnum: true, Reason: reason},
-			AtE:       time.Duration(i) * time.Second,
+			At:        core.Elapsed(time.Duration(i) * time.Second),
 		})
 	}
-	n, err := core.New(cfg, core.Identity{Key: sim.KeyFor("n", 7)}, st, randSource())
+	n, err := newCore(cfg, core.Identity{Key: sim.KeyFor("n", 7)}, st, randSource())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -141,23 +141,23 @@ func (d *Daemon) history(n *core.Node, id announce.NodeID) (ServerHistory, error
 		return ServerHistory{}, errorf(apitype.ErrNotFound, "no known server has the ID %s", id)
 	}
 	now := n.Elapsed()
-	wall := func(e time.Duration) time.Time { return st.Now.Add(-(now - e)) }
+	wall := func(e core.Elapsed) time.Time { return st.Now.Add(-now.Sub(e)) }
 	h := ServerHistory{Now: st.Now, Server: ss, Locators: slices.Clone(si.Locators), FirstHeard: si.FirstHeardWall,
-		FirstHeardAgoS: ago(now, si.FirstHeardE), Intervals: []IntervalStatus{}, Forgotten: []ForgottenEntry{}, Events: []EventStatus{}}
+		FirstHeardAgoS: ago(now, si.FirstHeard), Intervals: []IntervalStatus{}, Forgotten: []ForgottenEntry{}, Events: []EventStatus{}}
 	if h.Locators == nil {
 		h.Locators = []string{}
 	}
 	if h.FirstHeard.IsZero() { // heard of before the first input: a bootstrap node
-		h.FirstHeard = wall(si.FirstHeardE)
+		h.FirstHeard = wall(si.FirstHeard)
 	}
 	for _, iv := range si.Intervals {
 		end := wall(iv.End)
 		h.Intervals = append(h.Intervals, IntervalStatus{Start: wall(iv.Start), End: &end, StartAgoS: ago(now, iv.Start),
-			EndAgoS: ago(now, iv.End), DurationS: (iv.End - iv.Start).Seconds()})
+			EndAgoS: ago(now, iv.End), DurationS: iv.End.Sub(iv.Start).Seconds()})
 	}
 	if si.Connected {
 		h.Intervals = append(h.Intervals, IntervalStatus{Start: wall(si.ConnectedSince), StartAgoS: ago(now, si.ConnectedSince),
-			DurationS: (now - si.ConnectedSince).Seconds(), Open: true})
+			DurationS: now.Sub(si.ConnectedSince).Seconds(), Open: true})
 	}
 	for _, f := range st.Forgotten {
 		if f.ID == string(id) {

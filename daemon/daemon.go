@@ -30,6 +30,7 @@ import (
 	"grapevine/nodedir"
 	"grapevine/peerbook"
 	"grapevine/transport"
+	"grapevine/wire"
 )
 
 // Files the daemon keeps in the node directory.
@@ -173,6 +174,7 @@ func Run(ctx context.Context, opt Options) (err error) {
 	if d.cfg, err = dir.Config.CoreConfig(); err != nil {
 		return err
 	}
+	d.cfg.MsgSize = wire.Size
 
 	d.book = opt.Book
 	bookWas := "given"

@@ -13,6 +13,7 @@ import (
 	"grapevine/core"
 	"grapevine/nodedir"
 	"grapevine/transport"
+	"grapevine/wire"
 )
 
 // fanInRules are the rules of every node in BenchmarkClientFanIn, for a
@@ -255,7 +256,7 @@ func (c *messageCounter) count(peer announce.NodeID, m core.Msg, sent bool) {
 	defer c.mu.Unlock()
 	k := msgKey{peer, m.Type(), sent}
 	v := c.msgs[k]
-	c.msgs[k] = [2]uint64{v[0] + 1, v[1] + uint64(m.Size())}
+	c.msgs[k] = [2]uint64{v[0] + 1, v[1] + uint64(wire.Size(m))}
 }
 
 func (c *messageCounter) counts() map[msgKey][2]uint64 {

@@ -17,6 +17,7 @@ import (
 	"grapevine/core"
 	"grapevine/nodedir"
 	"grapevine/peerbook"
+	"grapevine/wire"
 )
 
 // MaxImport bounds the records one import may carry.
@@ -144,6 +145,7 @@ func Import(ctx context.Context, dir string, recs []announce.Signed, now time.Ti
 	if err != nil {
 		return nil, err
 	}
+	cfg.MsgSize = wire.Size
 	var pol *policy
 	if nd.Config.Grid != "" {
 		if pol, err = loadPolicy(dir, announce.NodeID(nd.Config.Grid)); err != nil {

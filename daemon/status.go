@@ -11,11 +11,12 @@ import (
 	"grapevine/core"
 )
 
-func ago(now, t time.Duration) float64 {
+// ago is the seconds from t to now, -1 for a t that never was.
+func ago(now, t core.Elapsed) float64 {
 	if t < 0 {
 		return -1
 	}
-	return (now - t).Seconds()
+	return now.Sub(t).Seconds()
 }
 
 func wallPtr(t time.Time) *time.Time {
@@ -25,7 +26,7 @@ func wallPtr(t time.Time) *time.Time {
 	return &t
 }
 
-func uptime(h core.History, now, window time.Duration, s core.ServerInfo) *float64 {
+func uptime(h core.History, now core.Elapsed, window time.Duration, s core.ServerInfo) *float64 {
 	u, ok := h.Uptime(now, window, s.ConnectedSince, s.Connected)
 	if !ok {
 		return nil
@@ -43,7 +44,7 @@ func (d *Daemon) Snapshot(ctx context.Context) (Status, bool) {
 func (d *Daemon) statusOf(n *core.Node) Status {
 	now := n.Elapsed()
 	st := Status{ID: string(n.ID()), Nickname: d.dir.Config.Nickname, Grid: d.dir.Config.Grid, Locators: d.Locators(),
-		Now: n.Wall(), Counter: n.Counter(), ElapsedS: now.Seconds(), Records: n.RecordCount(),
+		Now: n.Wall(), Counter: n.Counter(), ElapsedS: time.Duration(now).Seconds(), Records: n.RecordCount(),
 		Tombstones: n.TombstoneCount(), InFlight: n.InFlight(), SyncRounds: n.SyncRounds(),
 		Servers: []ServerStatus{}, Forgotten: []ForgottenEntry{}, Events: []EventStatus{}, Warnings: slices.Clone(d.warnings)}
 	if st.Warnings == nil {
@@ -60,14 +61,14 @@ func (d *Daemon) statusOf(n *core.Node) Status {
 		}
 		ss := ServerStatus{ID: string(s.ID), Services: s.Services, Seqnum: s.Seqnum, Connected: s.Connected,
 			Dialing: s.Dialing, NextDialInS: s.NextDialIn.Seconds(),
-			LastAttemptAgo: ago(now, s.LastAttemptE), LastAttempt: wallPtr(s.LastAttemptWall),
-			LastConnectedAgo: ago(now, s.LastConnectedE), LastConnected: wallPtr(s.LastConnectedWall),
-			LastReceivedAgo: -1, LastGoodAgo: ago(now, s.LastGoodE), LastFreshAgo: -1, Live: s.Live,
+			LastAttemptAgo: ago(now, s.LastAttempt), LastAttempt: wallPtr(s.LastAttemptWall),
+			LastConnectedAgo: ago(now, s.LastConnected), LastConnected: wallPtr(s.LastConnectedWall),
+			LastReceivedAgo: -1, LastGoodAgo: ago(now, s.LastGood), LastFreshAgo: -1, Live: s.Live,
 			SRTTms: float64(s.SRTT) / float64(time.Millisecond), Failures: s.Failures, LastError: s.LastError,
 			BytesIn: s.BytesIn, BytesOut: s.BytesOut, Withdrawn: s.Withdrawn,
 			Uptime1d: uptime(s.History, now, day, s), Uptime7d: uptime(s.History, now, 7*day, s), Uptime30d: uptime(s.History, now, 30*day, s)}
 		if s.Connected {
-			since := st.Now.Add(-(now - s.ConnectedSince))
+			since := st.Now.Add(-now.Sub(s.ConnectedSince))
 			ss.ConnectedSince = &since
 		}
 		if s.Received {
@@ -98,7 +99,7 @@ func (d *Daemon) statusOf(n *core.Node) Status {
 	}
 	for _, t := range n.State().Tombstones {
 		st.Forgotten = append(st.Forgotten, ForgottenEntry{ID: string(t.Key.ID), Service: t.Key.Service, Seqnum: t.Seqnum,
-			Reason: t.Reason, At: t.AtWall, AgoS: ago(now, t.AtE)})
+			Reason: t.Reason, At: t.AtWall, AgoS: ago(now, t.At)})
 	}
 	for _, e := range n.RecentEvents() {
 		es := EventStatus{Seq: e.Seq, Wall: e.Wall, AgoS: ago(now, e.Elapsed), Kind: string(e.Kind), Peer: string(e.Peer), Service: e.Service, Reason: e.Reason}

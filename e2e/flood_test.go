@@ -24,6 +24,7 @@ import (
 	"grapevine/core"
 	"grapevine/records"
 	"grapevine/transport"
+	"grapevine/wire"
 )
 
 var floodRecords = flag.Int("flood.records", 50_000,
@@ -286,7 +287,7 @@ func (f *flooder) serve(connected chan<- error) {
 
 func (f *flooder) send(m core.Msg) {
 	f.mu.Lock()
-	f.handed += uint64(m.Size())
+	f.handed += uint64(wire.Size(m))
 	f.mu.Unlock()
 	f.tr.Send(f.peer, m)
 }

@@ -28,8 +28,8 @@ func ParseChain(ss []string) (Chain, error) {
 	return ch, nil
 }
 
-// Strings returns the text forms of the certificates, in order.
-func (ch Chain) Strings() []string {
+// certStrings returns the text forms of the certificates, in order.
+func (ch Chain) certStrings() []string {
 	out := make([]string, len(ch))
 	for i, c := range ch {
 		out[i] = c.String()

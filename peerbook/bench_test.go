@@ -2,7 +2,6 @@ package peerbook
 
 import (
 	"testing"
-	"time"
 
 	"grapevine/core"
 )
@@ -22,7 +21,7 @@ func BenchmarkSave(b *testing.B) {
 			st = cloneState(x)
 			st.Records[500] = altOf(st.Records[500])
 		}
-		st.Elapsed = time.Duration(i)
+		st.Elapsed = core.Elapsed(i)
 		return st
 	}
 	allChanged := func(i int) core.State {
@@ -50,7 +49,7 @@ func BenchmarkSave(b *testing.B) {
 			for b.Loop() {
 				i++
 				st := states[i%2]
-				st.Elapsed = time.Duration(i)
+				st.Elapsed = core.Elapsed(i)
 				if err := book.Save(st); err != nil {
 					b.Fatal(err)
 				}

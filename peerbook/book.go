@@ -96,7 +96,7 @@ func (e *SkippedError) Unwrap() []error {
 // state is a State in canonical form, keyed for diffing.
 type state struct {
 	counter int64
-	elapsed time.Duration
+	elapsed core.Elapsed
 	wall    time.Time
 	recs    map[records.Key]core.StoredRecord
 	tombs   map[records.Key]core.StoredTombstone
@@ -279,10 +279,10 @@ func cmpKey(a, b records.Key) int {
 
 func equalHistory(a, b core.History) bool {
 	return a.ID == b.ID && slices.Equal(a.Locators, b.Locators) &&
-		a.FirstHeardE == b.FirstHeardE && a.FirstHeardWall == b.FirstHeardWall &&
-		a.LastGoodE == b.LastGoodE &&
-		a.LastConnectedE == b.LastConnectedE && a.LastConnectedWall == b.LastConnectedWall &&
-		a.LastAttemptE == b.LastAttemptE && a.LastAttemptWall == b.LastAttemptWall &&
+		a.FirstHeard == b.FirstHeard && a.FirstHeardWall == b.FirstHeardWall &&
+		a.LastGood == b.LastGood &&
+		a.LastConnected == b.LastConnected && a.LastConnectedWall == b.LastConnectedWall &&
+		a.LastAttempt == b.LastAttempt && a.LastAttemptWall == b.LastAttemptWall &&
 		a.LastAttemptFailed == b.LastAttemptFailed && a.LastError == b.LastError &&
 		a.Failures == b.Failures && slices.Equal(a.Intervals, b.Intervals) &&
 		a.SRTT == b.SRTT && a.RTTVar == b.RTTVar &&

@@ -237,7 +237,7 @@ func testBook(t *testing.T, open func(t *testing.T) Book) {
 		in := time.Date(2030, 6, 1, 12, 0, 0, 123, zone)
 		x := core.State{Wall: now,
 			Tombstones: []core.StoredTombstone{{Tombstone: records.Tombstone{Key: records.Key{Service: "s", ID: "id"}}, AtWall: in}},
-			Peers:      []core.History{{ID: "p", FirstHeardWall: time.Time{}.In(zone), LastConnectedE: -1, LastAttemptE: -1}},
+			Peers:      []core.History{{ID: "p", FirstHeardWall: time.Time{}.In(zone), LastConnected: -1, LastAttempt: -1}},
 		}
 		mustSave(t, b, x)
 		got := mustLoad(t, b)

@@ -47,7 +47,7 @@ func mix(i, j int) uint64 {
 // crashState is the i-th state the child saves. Most rows change from one
 // to the next, so a torn write would show.
 func crashState(pool [][]announce.Signed, i int) core.State {
-	st := core.State{Counter: int64(i), Elapsed: time.Duration(i) * time.Second, Wall: time.Unix(1.7e9+int64(i), int64(i)).UTC()}
+	st := core.State{Counter: int64(i), Elapsed: core.Elapsed(time.Duration(i) * time.Second), Wall: time.Unix(1.7e9+int64(i), int64(i)).UTC()}
 	for j := range crashKeys {
 		id := testKey(30000 + j).ID()
 		if h := mix(i, j); h%4 != 0 {
@@ -56,16 +56,16 @@ func crashState(pool [][]announce.Signed, i int) core.State {
 			st.Tombstones = append(st.Tombstones, core.StoredTombstone{
 				Tombstone: records.Tombstone{Key: records.Key{Service: "storage", ID: id}, Seqnum: int64(i), HasSeqnum: true,
 					Last: pool[j][i%crashVersions], Reason: fmt.Sprintf("r%d", i)},
-				AtE: time.Duration(i), AtWall: time.Unix(int64(i), 0).UTC()})
+				At: core.Elapsed(i), AtWall: time.Unix(int64(i), 0).UTC()})
 		}
 		if j < 10+i%crashKeys {
-			h := core.History{ID: id, FirstHeardE: time.Duration(j), LastGoodE: time.Duration(i), LastConnectedE: -1,
-				LastAttemptE: time.Duration(i), LastError: fmt.Sprintf("e%d", i), BytesIn: uint64(i * j)}
+			h := core.History{ID: id, FirstHeard: core.Elapsed(j), LastGood: core.Elapsed(i), LastConnected: -1,
+				LastAttempt: core.Elapsed(i), LastError: fmt.Sprintf("e%d", i), BytesIn: uint64(i * j)}
 			for k := range (i + j) % 3 {
 				h.Locators = append(h.Locators, fmt.Sprintf("gv://%s@192.0.2.%d:%d", id, k, i))
 			}
 			for k := range (i + j) % 5 {
-				h.Intervals = append(h.Intervals, core.Interval{Start: time.Duration(k), End: time.Duration(i)})
+				h.Intervals = append(h.Intervals, core.Interval{Start: core.Elapsed(k), End: core.Elapsed(i)})
 			}
 			st.Peers = append(st.Peers, h)
 		}
@@ -90,7 +90,7 @@ func crashChild(path string) {
 	if err != nil {
 		die(err)
 	}
-	for i := int(st.Elapsed/time.Second) + 1; ; i++ {
+	for i := int(time.Duration(st.Elapsed)/time.Second) + 1; ; i++ {
 		if err := b.SaveCounter(int64(i)); err != nil {
 			die(err)
 		}
@@ -200,7 +200,7 @@ func TestCrash(t *testing.T) {
 		if err != nil {
 			t.Fatalf("kill %d: load after kill: %v", kill, err)
 		}
-		j := int(st.Elapsed / time.Second)
+		j := int(time.Duration(st.Elapsed) / time.Second)
 		if j < lastS || j > lastS+1 {
 			t.Fatalf("kill %d: the file holds state %d; the child had acknowledged %d", kill, j, lastS)
 		}

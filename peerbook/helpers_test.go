@@ -84,6 +84,9 @@ func (g *gen) wall() time.Time {
 	return time.Unix(g.rng.Int64N(4e9), g.rng.Int64N(1e9)).UTC()
 }
 
+// at is dur as a reading of the elapsed-time measure.
+func (g *gen) at() core.Elapsed { return core.Elapsed(g.dur()) }
+
 func (g *gen) dur() time.Duration {
 	switch g.rng.IntN(6) {
 	case 0:
@@ -122,7 +125,7 @@ func (g *gen) tombstone(key int) core.StoredTombstone {
 	}
 	t := core.StoredTombstone{
 		Tombstone: records.Tombstone{Key: records.Key{Service: service, ID: k.ID()}, Reason: g.odd()},
-		AtE:       g.dur(),
+		At:        g.at(),
 		AtWall:    g.wall(),
 	}
 	if g.rng.IntN(4) != 0 {
@@ -137,12 +140,12 @@ func (g *gen) tombstone(key int) core.StoredTombstone {
 func (g *gen) history(key int) core.History {
 	h := core.History{
 		ID:                testKey(key).ID(),
-		FirstHeardE:       g.dur(),
+		FirstHeard:        g.at(),
 		FirstHeardWall:    g.wall(),
-		LastGoodE:         g.dur(),
-		LastConnectedE:    g.dur(),
+		LastGood:          g.at(),
+		LastConnected:     g.at(),
 		LastConnectedWall: g.wall(),
-		LastAttemptE:      g.dur(),
+		LastAttempt:       g.at(),
 		LastAttemptWall:   g.wall(),
 		LastAttemptFailed: g.rng.IntN(2) == 0,
 		LastError:         g.odd(),
@@ -161,15 +164,15 @@ func (g *gen) history(key int) core.History {
 		n = 64
 	}
 	for range n {
-		s := g.dur()
-		h.Intervals = append(h.Intervals, core.Interval{Start: s, End: s + time.Duration(g.rng.Int64N(1e12))})
+		s := g.at()
+		h.Intervals = append(h.Intervals, core.Interval{Start: s, End: s.Add(time.Duration(g.rng.Int64N(1e12)))})
 	}
 	return h
 }
 
 // state returns a random state over keys 0..n-1 in canonical form.
 func (g *gen) state(n int) core.State {
-	st := core.State{Counter: g.rng.Int64N(1 << 40), Elapsed: g.dur(), Wall: g.wall()}
+	st := core.State{Counter: g.rng.Int64N(1 << 40), Elapsed: g.at(), Wall: g.wall()}
 	for i := range n {
 		switch g.rng.IntN(4) {
 		case 0, 1:
@@ -192,7 +195,7 @@ func (g *gen) state(n int) core.State {
 func (g *gen) mutate(st core.State, keys int) core.State {
 	st = cloneState(st)
 	st.Counter += g.rng.Int64N(3)
-	st.Elapsed += time.Second
+	st.Elapsed = st.Elapsed.Add(time.Second)
 	if g.rng.IntN(2) == 0 {
 		st.Wall = g.wall()
 	}
@@ -222,7 +225,7 @@ func (g *gen) mutate(st core.State, keys int) core.State {
 			h := g.history(i)
 			if j := slices.IndexFunc(st.Peers, func(x core.History) bool { return x.ID == h.ID }); j >= 0 && g.rng.IntN(2) == 0 {
 				h = st.Peers[j]
-				h.LastGoodE += time.Second
+				h.LastGood = h.LastGood.Add(time.Second)
 				h.Intervals = append(h.Intervals, core.Interval{Start: 1, End: 2})
 				if g.rng.IntN(2) == 0 {
 					h.Locators = append(h.Locators, "gv://new")

@@ -350,7 +350,7 @@ func (b *SQLite) write(prev, next *state) (err error) {
 	for k, t := range next.tombs {
 		if old, ok := prev.tombs[k]; !ok || old != t {
 			exec("putTomb", string(k.ID), k.Service, t.Seqnum, boolValue(t.HasSeqnum), []byte(t.Last.Msg), t.Last.Sig,
-				t.Last.Key, t.Reason, int64(t.AtE), wallValue(t.AtWall))
+				t.Last.Key, t.Reason, int64(t.At), wallValue(t.AtWall))
 		}
 	}
 	for k := range prev.tombs {
@@ -363,8 +363,8 @@ func (b *SQLite) write(prev, next *state) (err error) {
 		if ok && equalHistory(old, h) {
 			continue
 		}
-		exec("putPeer", string(id), int64(h.FirstHeardE), wallValue(h.FirstHeardWall), int64(h.LastGoodE),
-			int64(h.LastConnectedE), wallValue(h.LastConnectedWall), int64(h.LastAttemptE), wallValue(h.LastAttemptWall),
+		exec("putPeer", string(id), int64(h.FirstHeard), wallValue(h.FirstHeardWall), int64(h.LastGood),
+			int64(h.LastConnected), wallValue(h.LastConnectedWall), int64(h.LastAttempt), wallValue(h.LastAttemptWall),
 			boolValue(h.LastAttemptFailed), h.LastError, int64(h.Failures), encodeIntervals(h.Intervals),
 			int64(h.SRTT), int64(h.RTTVar), int64(h.BytesIn), int64(h.BytesOut), boolValue(h.Withdrawn))
 		if !ok || !slices.Equal(old.Locators, h.Locators) {
@@ -444,7 +444,7 @@ func (b *SQLite) read() (st *state, bad []*CorruptError, err error) {
 	metaRows, metaProblem := 0, ""
 	err = each(`SELECT counter, elapsed, wall FROM meta`, func(d *decoder) {
 		metaRows++
-		st.counter, st.elapsed, st.wall = d.int(0), time.Duration(d.int(1)), d.wall(2)
+		st.counter, st.elapsed, st.wall = d.int(0), core.Elapsed(d.int(1)), d.wall(2)
 		metaProblem = d.problem
 	})
 	if err == nil && metaRows != 1 {
@@ -488,7 +488,7 @@ func (b *SQLite) read() (st *state, bad []*CorruptError, err error) {
 			HasSeqnum: d.bool(3),
 			Last:      announce.Signed{Msg: string(d.blob(4)), Sig: d.text(5), Key: d.text(6)},
 			Reason:    d.text(7),
-		}, AtE: time.Duration(d.int(8)), AtWall: d.wall(9)}
+		}, At: core.Elapsed(d.int(8)), AtWall: d.wall(9)}
 		if d.problem == "" {
 			if err := checkTombstone(t.Tombstone, func(s announce.Signed) (records.Key, error) { return st.key(s, nil) }); err != nil {
 				d.fail("last_msg", "%v", err)
@@ -509,12 +509,12 @@ func (b *SQLite) read() (st *state, bad []*CorruptError, err error) {
 		bytes_in, bytes_out, withdrawn FROM peers`, func(d *decoder) {
 		h := core.History{
 			ID:                announce.NodeID(d.text(0)),
-			FirstHeardE:       time.Duration(d.int(1)),
+			FirstHeard:        core.Elapsed(d.int(1)),
 			FirstHeardWall:    d.wall(2),
-			LastGoodE:         time.Duration(d.int(3)),
-			LastConnectedE:    time.Duration(d.int(4)),
+			LastGood:          core.Elapsed(d.int(3)),
+			LastConnected:     core.Elapsed(d.int(4)),
 			LastConnectedWall: d.wall(5),
-			LastAttemptE:      time.Duration(d.int(6)),
+			LastAttempt:       core.Elapsed(d.int(6)),
 			LastAttemptWall:   d.wall(7),
 			LastAttemptFailed: d.bool(8),
 			LastError:         d.text(9),
@@ -645,7 +645,7 @@ func (d *decoder) intervals(i int) []core.Interval {
 			d.fail(d.cols[i], "an interval of %d numbers", len(p))
 			return nil
 		}
-		out = append(out, core.Interval{Start: time.Duration(p[0]), End: time.Duration(p[1])})
+		out = append(out, core.Interval{Start: core.Elapsed(p[0]), End: core.Elapsed(p[1])})
 	}
 	return out
 }

@@ -32,7 +32,7 @@ func bigState(n int) core.State {
 	big.once.Do(func() {
 		g := newGen(42)
 		big.alt = map[announce.NodeID]core.StoredRecord{}
-		st := core.State{Counter: 1000, Elapsed: time.Hour, Wall: time.Unix(1.7e9, 0).UTC()}
+		st := core.State{Counter: 1000, Elapsed: core.Elapsed(time.Hour), Wall: time.Unix(1.7e9, 0).UTC()}
 		for i := range 1000 {
 			k := testKey(10000 + i)
 			st.Records = append(st.Records, core.StoredRecord{Signed: signed(k, "storage", 7, fmt.Sprintf("storage-%03d", i), false), Source: testKey(10000 + i/3).ID()})
@@ -46,7 +46,7 @@ func bigState(n int) core.State {
 				st.Tombstones = append(st.Tombstones, core.StoredTombstone{
 					Tombstone: records.Tombstone{Key: records.Key{Service: "storage", ID: k.ID()}, Seqnum: 3, HasSeqnum: true,
 						Last: signed(k, "storage", 3, "gone", true), Reason: "withdrawn"},
-					AtE: time.Minute, AtWall: time.Unix(1.7e9, 5).UTC()})
+					At: core.Elapsed(time.Minute), AtWall: time.Unix(1.7e9, 5).UTC()})
 			}
 		}
 		big.state = sortState(st)
@@ -82,7 +82,7 @@ func TestSQLiteSaveWritesOnlyChanges(t *testing.T) {
 	}
 	step("nothing", 0, func(st *core.State) {})
 	step("one record", 1, func(st *core.State) { st.Records[500] = altOf(st.Records[500]) })
-	step("one record and the clock", 2, func(st *core.State) { st.Records[7] = altOf(st.Records[7]); st.Elapsed += time.Second })
+	step("one record and the clock", 2, func(st *core.State) { st.Records[7] = altOf(st.Records[7]); st.Elapsed = st.Elapsed.Add(time.Second) })
 	step("one record gone", 1, func(st *core.State) { st.Records = slices.Delete(st.Records, 3, 4) })
 	step("one peer", 1, func(st *core.State) { st.Peers[4].BytesIn++ })
 	step("one peer's locators", 1+2+3, func(st *core.State) {
@@ -92,7 +92,7 @@ func TestSQLiteSaveWritesOnlyChanges(t *testing.T) {
 		}
 	})
 	step("a peer gone, with its 3 locators", 1+3, func(st *core.State) { st.Peers = slices.Delete(st.Peers, 4, 5) })
-	step("a tombstone", 1, func(st *core.State) { st.Tombstones[2].AtE++ })
+	step("a tombstone", 1, func(st *core.State) { st.Tombstones[2].At++ })
 	if t.Failed() {
 		return
 	}

@@ -12,6 +12,7 @@ import (
 
 	"grapevine/announce"
 	"grapevine/core"
+	"grapevine/wire"
 )
 
 // Epoch is the virtual clock's zero.
@@ -170,6 +171,9 @@ func Role(role, name string, key announce.PrivateKey, cfg core.Config) (core.Ide
 func (n *Net) Add(name string, id core.Identity, cfg core.Config) *Host {
 	if cfg.Verify == nil {
 		cfg.Verify = n.Verify
+	}
+	if cfg.MsgSize == nil {
+		cfg.MsgSize = wire.Size
 	}
 	h := &Host{Name: name, ID: id.Key.ID(), Identity: id, Config: cfg,
 		conns: map[announce.NodeID]bool{}, dials: map[announce.NodeID]bool{}, halfOpen: map[announce.NodeID]bool{}}
@@ -344,7 +348,7 @@ func (n *Net) send(from *Host, env core.Envelope) {
 	if !ok || !from.conns[env.To] {
 		return
 	}
-	from.BytesOut += uint64(env.Msg.Size())
+	from.BytesOut += uint64(wire.Size(env.Msg))
 	from.MsgsOut++
 	if recs, ok := env.Msg.(core.Records); ok {
 		from.RecsOut += uint64(len(recs.Recs))

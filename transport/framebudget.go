@@ -13,7 +13,7 @@ import (
 )
 
 // frameChunk is how much of a large frame is allocated ahead of its bytes,
-// as in wire.ReadFrame.
+// as in wire's own frame reader.
 const frameChunk = 64 << 10
 
 // evictGrace is how long a reader short of budget waits before it
@@ -196,7 +196,7 @@ func (b *frameBudget) release(c *conn) {
 	b.give(c, n)
 }
 
-// readFrame reads one frame as wire.ReadFrame does, holding budget for
+// readFrame reads one frame as wire's own reader does, holding budget for
 // its buffer as it grows. The caller releases it.
 func (c *conn) readFrame(r io.Reader, deadline time.Time) ([]byte, error) {
 	limit := c.e.opts.MaxFrame

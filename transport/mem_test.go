@@ -10,6 +10,7 @@ import (
 	"grapevine/announce"
 	"grapevine/core"
 	"grapevine/records"
+	"grapevine/wire"
 )
 
 // In a synctest bubble the memory network runs on the fake clock:
@@ -184,7 +185,7 @@ func TestMemSendQueueBytes(t *testing.T) {
 		}
 		d := a.rec.next(t, "Disconnected", isDisconnected(bKey.ID())).(core.Disconnected)
 		if d.Err != ReasonQueueFull || sent >= 200 {
-			t.Fatalf("Disconnected %q after %d frames of %d bytes, want %q well before 200", d.Err, sent, big.Size(), ReasonQueueFull)
+			t.Fatalf("Disconnected %q after %d frames of %d bytes, want %q well before 200", d.Err, sent, wire.Size(big), ReasonQueueFull)
 		}
 		b.Close()
 		a.tr.Close()

@@ -34,15 +34,16 @@
 // is never reused or renumbered; 5-15 are left for protocol messages.
 // A change of layout is a new version byte, not a new meaning of a type.
 //
-// The encoding is canonical: Decode refuses anything Encode would not
+// The encoding is canonical: Decode refuses anything Append would not
 // produce (long varints, a bool other than 0/1, trailing bytes), so
-// Encode(Decode(b)) == b, and len(Encode(m)) == m.Size() for every message.
+// re-encoding what Decode returns gives back b. Size(m) is the length
+// Append writes, counted by the same code without writing.
 //
 // # Bounds
 //
 // Counts are bounded per message (MaxDigestItems, MaxFetchKeys,
 // MaxRecords), strings per field (MaxServiceLen, MaxRecordLen, MaxSigLen,
-// MaxKeyLen) and the whole message by MaxFrame. Encode refuses what Decode
+// MaxKeyLen) and the whole message by MaxFrame. Append refuses what Decode
 // would refuse, so a message that encodes is one the peer accepts. Service
 // names must be UTF-8 (as every verified announcement's are); the record
 // strings are passed on unchecked, since the core verifies them. The 32
@@ -55,6 +56,7 @@
 // # Frames
 //
 // On a stream each message is a frame: a 4-byte big-endian length, then
-// that many bytes of message. ReadFrame refuses a length above its limit
-// before allocating, and allocates large frames as their bytes arrive.
+// that many bytes of message (EncodeFrame). A reader refuses a length
+// above its limit before allocating, and allocates large frames as their
+// bytes arrive (the transport's reader; readFrame here, for the tests).
 package wire

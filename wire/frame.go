@@ -16,7 +16,7 @@ const chunk = 64 << 10
 
 // EncodeFrame returns m as a frame: its length, then its encoding.
 func EncodeFrame(m core.Msg) ([]byte, error) {
-	b := make([]byte, FrameHeader, FrameHeader+m.Size())
+	b := make([]byte, FrameHeader, FrameHeader+Size(m))
 	b, err := Append(b, m)
 	if err != nil {
 		return nil, err
@@ -25,8 +25,8 @@ func EncodeFrame(m core.Msg) ([]byte, error) {
 	return b, nil
 }
 
-// WriteFrame writes msg (an encoded message) as one frame, in one Write.
-func WriteFrame(w io.Writer, msg []byte) error {
+// writeFrame writes msg (an encoded message) as one frame, in one Write.
+func writeFrame(w io.Writer, msg []byte) error {
 	if len(msg) > MaxFrame {
 		return &Error{Reason: ReasonTooLarge, Field: "length", Offset: -FrameHeader, Detail: fmt.Sprintf("%d bytes, limit %d", len(msg), MaxFrame)}
 	}
@@ -37,12 +37,12 @@ func WriteFrame(w io.Writer, msg []byte) error {
 	return err
 }
 
-// ReadFrame reads one frame and returns its message bytes. A length above
+// readFrame reads one frame and returns its message bytes. A length above
 // limit (MaxFrame if limit <= 0 or above it) is an *Error with ReasonTooLarge,
 // returned before the body is read or allocated; a large body is
 // allocated as it arrives. A stream that ends cleanly before a frame
 // returns io.EOF; one that ends inside a frame, io.ErrUnexpectedEOF.
-func ReadFrame(r io.Reader, limit int) ([]byte, error) {
+func readFrame(r io.Reader, limit int) ([]byte, error) {
 	if limit <= 0 || limit > MaxFrame {
 		limit = MaxFrame
 	}

@@ -11,7 +11,7 @@ import (
 )
 
 // FuzzDecode: Decode never panics, refuses only with an *Error, and what
-// it accepts encodes back to the same bytes (m.Size() of them) and decodes
+// it accepts encodes back to the same bytes (wire.Size(m) of them) and decodes
 // to the same message.
 func FuzzDecode(f *testing.F) {
 	for _, m := range samples(f) {
@@ -45,8 +45,8 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("decoded %#v does not encode: %v", m, err)
 		}
-		if !bytes.Equal(again, b) || len(again) != m.Size() {
-			t.Fatalf("re-encoding differs or Size is wrong:\n in  % x\n out % x\n size %d", b, again, m.Size())
+		if !bytes.Equal(again, b) || len(again) != wire.Size(m) {
+			t.Fatalf("re-encoding differs or Size is wrong:\n in  % x\n out % x\n size %d", b, again, wire.Size(m))
 		}
 		m2, err := wire.Decode(again)
 		if err != nil || !reflect.DeepEqual(m, m2) {

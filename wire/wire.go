@@ -30,7 +30,7 @@ const (
 	TypeRedeemConfirm core.MsgType = 21
 )
 
-// Bounds. Decode refuses, and Encode will not produce, anything beyond them.
+// Bounds. Decode refuses, and Append will not produce, anything beyond them.
 const (
 	// MaxFrame bounds an encoded message: 2 MiB holds a Records answer to
 	// a fetch of core's default 64 keys with every record at
@@ -90,38 +90,10 @@ type RedeemConfirm struct{ Accept bool }
 
 func (RedeemOffer) Type() core.MsgType   { return TypeRedeemOffer }
 func (RedeemConfirm) Type() core.MsgType { return TypeRedeemConfirm }
-func (RedeemConfirm) Size() int          { return 2 + 1 }
-func (m RedeemOffer) Size() int {
-	n := 2 + core.IDSize + uvarintLen(uint64(len(m.Chain)))
-	for _, c := range m.Chain {
-		n += strLen(c)
-	}
-	return n
-}
-
-func (Redeem) Type() core.MsgType      { return TypeRedeem }
-func (RedeemReply) Type() core.MsgType { return TypeRedeemReply }
-func (Redeem) Size() int               { return 2 + 16 }
-func (m RedeemReply) Size() int {
-	n := 2 + strLen(m.Reason) + uvarintLen(uint64(len(m.Chain))) + uvarintLen(uint64(len(m.Revocations))) + uvarintLen(uint64(len(m.Records)))
-	for _, c := range m.Chain {
-		n += strLen(c)
-	}
-	for _, r := range m.Revocations {
-		n += strLen(r)
-	}
-	for _, r := range m.Records {
-		n += strLen(r.Msg) + strLen(r.Sig) + strLen(r.Key)
-	}
-	return n
-}
-
-func strLen(s string) int { return uvarintLen(uint64(len(s))) + len(s) }
-
-func (Ping) Type() core.MsgType { return TypePing }
-func (Pong) Type() core.MsgType { return TypePong }
-func (Ping) Size() int          { return 2 + 8 }
-func (Pong) Size() int          { return 2 + 8 }
+func (Redeem) Type() core.MsgType        { return TypeRedeem }
+func (RedeemReply) Type() core.MsgType   { return TypeRedeemReply }
+func (Ping) Type() core.MsgType          { return TypePing }
+func (Pong) Type() core.MsgType          { return TypePong }
 
 // TypeName names a message type for errors and logs.
 func TypeName(t core.MsgType) string {
@@ -168,8 +140,8 @@ const (
 )
 
 // Error is every error of this package about bytes or messages. Offset is
-// the byte offset of the field in the message (in the frame's message for
-// ReadFrame, whose length field is at offset -4).
+// the byte offset of the field in the message (a frame's length field is
+// at offset -4).
 type Error struct {
 	Reason Reason
 	Type   core.MsgType // the message type, 0 if not known yet
@@ -214,9 +186,22 @@ var (
 	ErrBadUTF8      = &Error{Reason: ReasonBadUTF8}
 )
 
-// Encode returns the encoding of m, which is m.Size() bytes long.
-func Encode(m core.Msg) ([]byte, error) {
+// encode returns the encoding of m, which is Size(m) bytes long.
+func encode(m core.Msg) ([]byte, error) {
 	return Append(nil, m)
+}
+
+// Size returns the length of m's encoding without encoding it: the
+// encoder's layout (encoder.msg) run counting bytes instead of writing
+// them, so the two cannot disagree. The core gets it as
+// core.Config.MsgSize.
+func Size(m core.Msg) int {
+	if m == nil {
+		return 0
+	}
+	e := encoder{counting: true}
+	e.msg(m)
+	return e.n
 }
 
 // Append appends the encoding of m to b. On error b is returned unchanged.
@@ -230,10 +215,20 @@ func Append(b []byte, m core.Msg) ([]byte, error) {
 	if err := e.check(m); err != nil {
 		return b, err
 	}
-	if n := m.Size(); n > MaxFrame {
+	if n := Size(m); n > MaxFrame {
 		return b, e.fail(ReasonTooLarge, "", "%d bytes, limit %d", n, MaxFrame)
 	}
-	e.b = append(e.b, Version, byte(e.typ))
+	e.msg(m)
+	if e.err != nil {
+		return b, e.err
+	}
+	return e.b, nil
+}
+
+// msg lays out m: the one description of every message's bytes, both
+// written (Append) and counted (Size). The package doc lists the layouts.
+func (e *encoder) msg(m core.Msg) {
+	e.raw(Version, byte(m.Type()))
 	switch m := m.(type) {
 	case core.SyncReq:
 		e.u64(m.Epoch)
@@ -250,7 +245,7 @@ func Append(b []byte, m core.Msg) ([]byte, error) {
 			e.idx = i
 			e.str(it.Service)
 			e.id("id", it.ID)
-			e.b = binary.AppendVarint(e.b, it.Seqnum)
+			e.varint(it.Seqnum)
 			e.u64(it.Hash)
 			e.uvarint(it.Ver)
 		}
@@ -269,7 +264,7 @@ func Append(b []byte, m core.Msg) ([]byte, error) {
 	case Pong:
 		e.u64(m.Nonce)
 	case Redeem:
-		e.b = append(e.b, m.Secret[:]...)
+		e.raw(m.Secret[:]...)
 	case RedeemReply:
 		e.str(m.Reason)
 		e.uvarint(uint64(len(m.Chain)))
@@ -290,19 +285,19 @@ func Append(b []byte, m core.Msg) ([]byte, error) {
 	case RedeemConfirm:
 		e.bool(m.Accept)
 	}
-	if e.err != nil {
-		return b, e.err
-	}
-	return e.b, nil
 }
 
+// encoder writes a message's fields to b or, counting, only adds up
+// their lengths in n.
 type encoder struct {
-	b     []byte
-	start int
-	typ   core.MsgType
-	list  string
-	idx   int
-	err   *Error
+	b        []byte
+	counting bool
+	n        int
+	start    int
+	typ      core.MsgType
+	list     string
+	idx      int
+	err      *Error
 }
 
 func (e *encoder) fail(r Reason, field, format string, args ...any) *Error {
@@ -405,9 +400,41 @@ func (e *encoder) checkService(i int, list, s string) *Error {
 	return nil
 }
 
-func (e *encoder) u64(v uint64)     { e.b = binary.BigEndian.AppendUint64(e.b, v) }
-func (e *encoder) uvarint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
-func (e *encoder) str(s string)     { e.uvarint(uint64(len(s))); e.b = append(e.b, s...) }
+func (e *encoder) raw(p ...byte) {
+	if e.counting {
+		e.n += len(p)
+		return
+	}
+	e.b = append(e.b, p...)
+}
+
+func (e *encoder) u64(v uint64) {
+	if e.counting {
+		e.n += 8
+		return
+	}
+	e.b = binary.BigEndian.AppendUint64(e.b, v)
+}
+
+func (e *encoder) uvarint(v uint64) {
+	if e.counting {
+		e.n += uvarintLen(v)
+		return
+	}
+	e.b = binary.AppendUvarint(e.b, v)
+}
+
+// varint is zigzag then uvarint, as binary.AppendVarint writes it.
+func (e *encoder) varint(v int64) { e.uvarint(uint64(v<<1) ^ uint64(v>>63)) }
+
+func (e *encoder) str(s string) {
+	e.uvarint(uint64(len(s)))
+	if e.counting {
+		e.n += len(s)
+		return
+	}
+	e.b = append(e.b, s...)
+}
 
 func (e *encoder) records(recs []announce.Signed) {
 	e.uvarint(uint64(len(recs)))
@@ -420,19 +447,26 @@ func (e *encoder) records(recs []announce.Signed) {
 
 func (e *encoder) bool(v bool) {
 	if v {
-		e.b = append(e.b, 1)
+		e.raw(1)
 	} else {
-		e.b = append(e.b, 0)
+		e.raw(0)
 	}
 }
 
+// idSize is the encoded size of a node ID: its raw 32-byte key.
+const idSize = 32
+
 func (e *encoder) id(field string, id announce.NodeID) {
+	if e.counting {
+		e.n += idSize
+		return
+	}
 	pub, err := id.PublicKey()
 	if err != nil {
 		if e.err == nil {
 			e.err = e.fail(ReasonBadID, field, "%q: %v", id, err)
 		}
-		pub = make([]byte, core.IDSize) // keep going; the result is discarded
+		pub = make([]byte, idSize) // keep going; the result is discarded
 	}
 	e.b = append(e.b, pub...)
 }
@@ -440,8 +474,8 @@ func (e *encoder) id(field string, id announce.NodeID) {
 // Minimum encoded sizes of list elements, to refuse counts the remaining
 // bytes cannot hold before allocating.
 const (
-	minItem   = 1 + core.IDSize + 1 + 8 + 1
-	minKey    = 1 + core.IDSize
+	minItem   = 1 + idSize + 1 + 8 + 1
+	minKey    = 1 + idSize
 	minRecord = 3
 )
 
@@ -701,11 +735,11 @@ func (d *decoder) str(field string, max int, utf bool) string {
 }
 
 func (d *decoder) id(field string) announce.NodeID {
-	if !d.need(field, core.IDSize) {
+	if !d.need(field, idSize) {
 		return ""
 	}
-	id := announce.IDOf(d.b[d.off : d.off+core.IDSize])
-	d.off += core.IDSize
+	id := announce.IDOf(d.b[d.off : d.off+idSize])
+	d.off += idSize
 	return id
 }
 

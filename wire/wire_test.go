@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -92,8 +93,25 @@ func randUint(r *rand.Rand) uint64 {
 	return r.Uint64() >> r.IntN(64) // all magnitudes
 }
 
+func randRecords(r *rand.Rand, max int) []announce.Signed {
+	var recs []announce.Signed
+	for range r.IntN(max + 1) {
+		recs = append(recs, announce.Signed{Msg: randString(r, 200), Sig: randASCII(r, 106), Key: randASCII(r, 55)})
+	}
+	return recs
+}
+
+func randCerts(r *rand.Rand, max int) []string {
+	var certs []string
+	for range r.IntN(max + 1) {
+		certs = append(certs, randString(r, 40))
+	}
+	return certs
+}
+
+// randMsg returns a random message of every type Encode knows.
 func randMsg(r *rand.Rand) core.Msg {
-	switch r.IntN(6) {
+	switch r.IntN(10) {
 	case 0:
 		return core.SyncReq{Epoch: randUint(r), Cursor: randUint(r), Neighbour: r.IntN(2) == 1}
 	case 1:
@@ -113,15 +131,23 @@ func randMsg(r *rand.Rand) core.Msg {
 		}
 		return m
 	case 3:
-		var m core.Records
-		for range r.IntN(8) {
-			m.Recs = append(m.Recs, announce.Signed{Msg: randString(r, 200), Sig: randASCII(r, 106), Key: randASCII(r, 55)})
-		}
-		return m
+		return core.Records{Recs: randRecords(r, 7)}
 	case 4:
 		return wire.Ping{Nonce: r.Uint64()}
-	default:
+	case 5:
 		return wire.Pong{Nonce: r.Uint64()}
+	case 6:
+		var m wire.Redeem
+		for i := range m.Secret {
+			m.Secret[i] = byte(r.Uint32())
+		}
+		return m
+	case 7:
+		return wire.RedeemReply{Reason: randASCII(r, 20), Chain: randCerts(r, 3), Revocations: randCerts(r, 3), Records: randRecords(r, 3)}
+	case 8:
+		return wire.RedeemOffer{Grid: idFrom(r), Chain: randCerts(r, 3)}
+	default:
+		return wire.RedeemConfirm{Accept: r.IntN(2) == 1}
 	}
 }
 
@@ -131,8 +157,8 @@ func roundTrip(t *testing.T, m core.Msg) {
 	if err != nil {
 		t.Fatalf("encode %#v: %v", m, err)
 	}
-	if len(b) != m.Size() {
-		t.Fatalf("%T: encoded %d bytes, Size() = %d", m, len(b), m.Size())
+	if len(b) != wire.Size(m) {
+		t.Fatalf("%T: encoded %d bytes, Size = %d", m, len(b), wire.Size(m))
 	}
 	got, err := wire.Decode(b)
 	if err != nil {
@@ -152,11 +178,20 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-// Random messages: the encoding is m.Size() long and decodes to m.
+// Random messages of every type: the encoding is wire.Size(m) long and
+// decodes to m.
 func TestRoundTripRandom(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
+	seen := map[core.MsgType]bool{}
 	for range 5000 {
-		roundTrip(t, randMsg(r))
+		m := randMsg(r)
+		seen[m.Type()] = true
+		roundTrip(t, m)
+	}
+	for typ := range core.MsgType(255) {
+		if known := wire.TypeName(typ) != "type-"+strconv.Itoa(int(typ)); known != seen[typ] {
+			t.Errorf("type %d (%s): known %v, generated %v", typ, wire.TypeName(typ), known, seen[typ])
+		}
 	}
 }
 
@@ -319,7 +354,7 @@ func TestFrames(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(f) != wire.FrameHeader+m.Size() || binary.BigEndian.Uint32(f) != uint32(m.Size()) {
+		if len(f) != wire.FrameHeader+wire.Size(m) || binary.BigEndian.Uint32(f) != uint32(wire.Size(m)) {
 			t.Fatalf("frame of %T: %d bytes", m, len(f))
 		}
 		buf.Write(f)

@@ -1,0 +1,8 @@
+package wire
+
+// For the tests only.
+var (
+	Encode     = encode
+	ReadFrame  = readFrame
+	WriteFrame = writeFrame
+)
