@@ -11,10 +11,10 @@ import (
 
 	"grapevine/announce"
 	"grapevine/core"
-	"grapevine/daemon"
-	"grapevine/nodedir"
-	"grapevine/peerbook"
-	"grapevine/transport"
+	"grapevine/internal/daemon"
+	"grapevine/internal/nodedir"
+	"grapevine/internal/peerbook"
+	"grapevine/internal/transport"
 )
 
 // GrapevineSync is the anti-entropy round: Grapevine's default, as

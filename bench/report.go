@@ -12,7 +12,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"grapevine/core"
-	"grapevine/transport"
+	"grapevine/internal/transport"
 )
 
 // Machine describes where the comparison ran.

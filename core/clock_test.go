@@ -8,7 +8,7 @@ import (
 
 	"grapevine/announce"
 	"grapevine/core"
-	"grapevine/sim"
+	"grapevine/internal/sim"
 )
 
 // Issue #14: R5 under a clock stepped back and forth. With the simulator's

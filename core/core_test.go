@@ -9,8 +9,8 @@ import (
 
 	"grapevine/announce"
 	"grapevine/core"
+	"grapevine/internal/sim"
 	"grapevine/records"
-	"grapevine/sim"
 	"grapevine/wire"
 )
 

@@ -7,8 +7,8 @@ import (
 
 	"grapevine/announce"
 	"grapevine/core"
+	"grapevine/internal/sim"
 	"grapevine/records"
-	"grapevine/sim"
 )
 
 // tahoeRecord is a storage record as a Tahoe node signs it: no locators,

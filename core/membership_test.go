@@ -6,7 +6,7 @@ import (
 
 	"grapevine/announce"
 	"grapevine/core"
-	"grapevine/sim"
+	"grapevine/internal/sim"
 )
 
 // fakeMembers admits the IDs in members unless revoked; a revocations

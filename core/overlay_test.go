@@ -7,7 +7,7 @@ import (
 
 	"grapevine/announce"
 	"grapevine/core"
-	"grapevine/sim"
+	"grapevine/internal/sim"
 )
 
 // overlayGrid: a relay, servers that bootstrap from it, and a client that

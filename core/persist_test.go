@@ -5,8 +5,8 @@ import (
 
 	"grapevine/announce"
 	"grapevine/core"
+	"grapevine/internal/sim"
 	"grapevine/records"
-	"grapevine/sim"
 )
 
 // ownItems returns the seqnums of the node's own records in msgs to peer:

@@ -22,7 +22,7 @@ import (
 
 	"grapevine/announce"
 	"grapevine/core"
-	"grapevine/sim"
+	"grapevine/internal/sim"
 )
 
 // Scenario scripts: one command per line, '#' starts a comment. A failed

@@ -8,8 +8,8 @@ import (
 
 	"grapevine/announce"
 	"grapevine/core"
+	"grapevine/internal/sim"
 	"grapevine/records"
-	"grapevine/sim"
 )
 
 // seqnumRecord is a storage record of name's key whose seqnum is written

@@ -7,8 +7,8 @@ import (
 
 	"grapevine/announce"
 	"grapevine/core"
+	"grapevine/internal/sim"
 	"grapevine/records"
-	"grapevine/sim"
 )
 
 // floodCount is the flood an outside tester ran: just over MaxTombstones.

@@ -16,7 +16,7 @@ import (
 
 	"grapevine/client"
 	"grapevine/client/apitype"
-	"grapevine/daemon"
+	"grapevine/internal/daemon"
 )
 
 // TestControl runs the commands that talk to a running node (servers,

@@ -21,9 +21,9 @@ import (
 	"grapevine/announce"
 	"grapevine/client"
 	"grapevine/core"
-	"grapevine/daemon"
-	"grapevine/nodedir"
-	"grapevine/peerbook"
+	"grapevine/internal/daemon"
+	"grapevine/internal/nodedir"
+	"grapevine/internal/peerbook"
 )
 
 var (

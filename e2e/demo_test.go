@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"grapevine/daemon"
+	"grapevine/internal/daemon"
 )
 
 // TestDemo runs 'grapevine demo' as a user does, with its default

@@ -19,7 +19,7 @@ import (
 	"grapevine/client"
 	"grapevine/client/apitype"
 	"grapevine/core"
-	"grapevine/daemon"
+	"grapevine/internal/daemon"
 )
 
 // diskRecord is a storage announcement under the n-th fixed test key.

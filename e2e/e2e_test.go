@@ -15,7 +15,7 @@ import (
 
 	"grapevine/client"
 	"grapevine/client/apitype"
-	"grapevine/daemon"
+	"grapevine/internal/daemon"
 )
 
 // Short protocol settings: W 6 s, refresh 3 s, H 20 s, T 40 s.

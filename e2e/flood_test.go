@@ -22,8 +22,8 @@ import (
 
 	"grapevine/announce"
 	"grapevine/core"
+	"grapevine/internal/transport"
 	"grapevine/records"
-	"grapevine/transport"
 	"grapevine/wire"
 )
 

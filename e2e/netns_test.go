@@ -20,7 +20,7 @@ import (
 
 	"grapevine/client"
 	"grapevine/client/apitype"
-	"grapevine/daemon"
+	"grapevine/internal/daemon"
 )
 
 // TestNetns runs grapevine processes in separate Linux network namespaces,

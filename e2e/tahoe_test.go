@@ -18,8 +18,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"grapevine/announce"
+	"grapevine/internal/tahoe"
 	"grapevine/internal/testkit"
-	"grapevine/tahoe"
 )
 
 // TestTahoeRoundTrip: a Tahoe client's introducer cache is imported into

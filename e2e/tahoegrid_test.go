@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"grapevine/daemon"
+	"grapevine/internal/daemon"
 )
 
 // tahoePair is a Tahoe node and the Grapevine node beside it.

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"grapevine/announce"
-	"grapevine/daemon"
-	"grapevine/foolscap"
+	"grapevine/internal/daemon"
+	"grapevine/internal/foolscap"
 )
 
 // TestTahoeAnnounceLatency: a publisher on one Grapevine node's

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"grapevine/announce"
-	"grapevine/tahoe"
+	"grapevine/internal/tahoe"
 )
 
 // Files of a node directory a client reads (docs/api.md).

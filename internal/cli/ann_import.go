@@ -11,7 +11,7 @@ import (
 
 	"grapevine/announce"
 	"grapevine/core"
-	"grapevine/daemon"
+	"grapevine/internal/daemon"
 )
 
 // maxImportInput bounds the file ann import reads.

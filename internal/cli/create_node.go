@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"grapevine/daemon"
-	"grapevine/nodedir"
+	"grapevine/internal/daemon"
+	"grapevine/internal/nodedir"
 )
 
 // nodeFlags are the configuration flags node create, join and tahoe

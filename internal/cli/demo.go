@@ -7,7 +7,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"grapevine/demo"
+	"grapevine/internal/demo"
 )
 
 type demoOpts struct {

@@ -7,7 +7,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"grapevine/daemon"
+	"grapevine/internal/daemon"
 )
 
 type joinOpts struct {

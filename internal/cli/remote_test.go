@@ -13,7 +13,7 @@ import (
 	"unicode/utf8"
 
 	"grapevine/client/apitype"
-	"grapevine/daemon"
+	"grapevine/internal/daemon"
 )
 
 // hostile is a nickname (or any remote text) meant to act on the

@@ -8,7 +8,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"grapevine/daemon"
+	"grapevine/internal/daemon"
 	"grapevine/internal/logsample"
 	"grapevine/member"
 )

@@ -14,9 +14,9 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"grapevine/daemon"
 	"grapevine/internal/atomicfile"
-	"grapevine/nodedir"
+	"grapevine/internal/daemon"
+	"grapevine/internal/nodedir"
 )
 
 // IntroducersBackup is the suffix of the copy tahoe setup keeps of the

@@ -6,8 +6,8 @@ import (
 	"path/filepath"
 
 	"grapevine/announce"
-	"grapevine/daemon"
-	"grapevine/nodedir"
+	"grapevine/internal/daemon"
+	"grapevine/internal/nodedir"
 )
 
 type nodeInfo struct {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"grapevine/sim"
+	"grapevine/internal/sim"
 )
 
 type simOpts struct {

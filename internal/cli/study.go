@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"grapevine/sim"
+	"grapevine/internal/sim"
 )
 
 // The study at scale: these scenarios, designs and population.
@@ -32,7 +32,7 @@ type studyOpts struct {
 func studyFlags(fs *flag.FlagSet) studyOpts {
 	return studyOpts{
 		fs:      fs,
-		dir:     fs.String("scenarios", "sim/scenarios/study", "read the scenario files in `DIR`"),
+		dir:     fs.String("scenarios", "internal/sim/scenarios/study", "read the scenario files in `DIR`"),
 		out:     fs.String("out", "docs/study", "write per-scenario reports and plots into `DIR` (at scale: its at-scale/ subdirectory)"),
 		doc:     fs.String("doc", "docs/study.md", "write the study document to `FILE`"),
 		seed:    fs.Uint64("seed", 0, "random `SEED` for every run (0: each scenario's)"),

@@ -18,8 +18,8 @@ import (
 	"grapevine/client"
 	"grapevine/client/apitype"
 	"grapevine/internal/atomicfile"
-	"grapevine/nodedir"
-	"grapevine/tahoe"
+	"grapevine/internal/nodedir"
+	"grapevine/internal/tahoe"
 )
 
 type tahoeExportOpts struct {

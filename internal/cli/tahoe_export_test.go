@@ -7,8 +7,8 @@ import (
 
 	"grapevine/announce"
 	"grapevine/client/apitype"
+	"grapevine/internal/tahoe"
 	"grapevine/internal/testkit"
-	"grapevine/tahoe"
 )
 
 // A Grapevine node beside a Tahoe storage server that announces the

@@ -7,8 +7,8 @@ import (
 
 	"grapevine/client"
 	"grapevine/client/apitype"
-	"grapevine/nodedir"
-	"grapevine/tahoe"
+	"grapevine/internal/nodedir"
+	"grapevine/internal/tahoe"
 )
 
 func runTahoeImport(env *Env, c *command, pos []string) int {
