@@ -1,8 +1,6 @@
 package daemon
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"grapevine/announce"
+	"grapevine/internal/testkit"
 	"grapevine/member"
 )
 
@@ -217,54 +216,9 @@ func TestRevocationsCrash(t *testing.T) {
 	dir := t.TempDir()
 	floor := 0
 	for kill := range kills {
-		r, w, err := os.Pipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(os.Args[0], "-test.run=^TestRevocationsCrash$")
-		cmd.Env = append(os.Environ(), revocationsChildEnv+"=crash:"+dir)
-		cmd.ExtraFiles = []*os.File{w}
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		w.Close()
-		acks := make(chan int, 1024)
-		go func() {
-			sc := bufio.NewScanner(r)
-			for sc.Scan() {
-				n, _ := strconv.Atoi(strings.TrimPrefix(sc.Text(), "S "))
-				acks <- n
-			}
-			close(acks)
-			r.Close()
-		}()
 		acked := floor
-		target := rng.IntN(30)
-		deadline := time.After(20 * time.Second)
-		for range target {
-			select {
-			case n, ok := <-acks:
-				if !ok {
-					t.Fatalf("kill %d: child exited: %v\n%s", kill, cmd.Wait(), stderr.String())
-				}
-				acked = n
-			case <-deadline:
-				cmd.Process.Kill()
-				t.Fatalf("kill %d: child made no progress", kill)
-			}
-		}
-		if d := rng.IntN(5000); d > 0 {
-			time.Sleep(time.Duration(d) * time.Microsecond)
-		}
-		cmd.Process.Kill()
-		cmd.Wait()
-		for n := range acks {
-			acked = n
-		}
-		if s := strings.TrimSpace(stderr.String()); s != "" {
-			t.Fatalf("kill %d: child said: %s", kill, s)
+		for _, line := range testkit.CrashChild(t, "TestRevocationsCrash", revocationsChildEnv+"=crash:"+dir, rng, 30, 20*time.Second) {
+			acked, _ = strconv.Atoi(strings.TrimPrefix(line, "S "))
 		}
 		p, err := loadPolicy(dir, grid)
 		if err != nil {

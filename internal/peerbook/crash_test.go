@@ -1,12 +1,9 @@
 package peerbook
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -16,6 +13,7 @@ import (
 
 	"grapevine/announce"
 	"grapevine/core"
+	"grapevine/internal/testkit"
 	"grapevine/records"
 )
 
@@ -127,30 +125,8 @@ func TestCrash(t *testing.T) {
 	var floor int // the state the file held after the last kill
 	var inFlight, totalSaves int
 	for kill := range kills {
-		r, w, err := os.Pipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrash$")
-		cmd.Env = append(os.Environ(), crashEnv+"="+path)
-		cmd.ExtraFiles = []*os.File{w}
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		w.Close()
-		acks := make(chan string, 1024)
-		go func() {
-			sc := bufio.NewScanner(r)
-			for sc.Scan() {
-				acks <- sc.Text()
-			}
-			close(acks)
-			r.Close()
-		}()
 		lastC, lastS := 0, floor
-		record := func(line string) {
+		for _, line := range testkit.CrashChild(t, "TestCrash", crashEnv+"="+path, rng, 40, 10*time.Second) {
 			kind, num, _ := strings.Cut(line, " ")
 			n, _ := strconv.Atoi(num)
 			if kind == "C" {
@@ -159,38 +135,6 @@ func TestCrash(t *testing.T) {
 				lastS = n
 			}
 		}
-		// Kill after a random number of acknowledgements (0: at once,
-		// perhaps before the child has opened the file), then a random
-		// pause of up to 5 ms (about one SaveCounter and Save) so the kill
-		// lands anywhere in the loop.
-		target := rng.IntN(40)
-		deadline := time.After(10 * time.Second)
-		for n := 0; n < target; n++ {
-			select {
-			case line, ok := <-acks:
-				if !ok {
-					t.Fatalf("kill %d: child exited: %v\n%s", kill, cmd.Wait(), stderr.String())
-				}
-				record(line)
-			case <-deadline:
-				cmd.Process.Kill()
-				t.Fatalf("kill %d: child made no progress", kill)
-			}
-		}
-		if d := rng.IntN(5000); d > 0 {
-			time.Sleep(time.Duration(d) * time.Microsecond)
-		}
-		if err := cmd.Process.Kill(); err != nil {
-			t.Fatal(err)
-		}
-		cmd.Wait()
-		for line := range acks { // what it managed to say before dying
-			record(line)
-		}
-		if strings.TrimSpace(stderr.String()) != "" {
-			t.Fatalf("kill %d: child said: %s", kill, stderr.String())
-		}
-
 		b, err := OpenSQLite(path)
 		if err != nil {
 			t.Fatalf("kill %d: open after kill: %v", kill, err)
