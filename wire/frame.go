@@ -43,6 +43,14 @@ func writeFrame(w io.Writer, msg []byte) error {
 // allocated as it arrives. A stream that ends cleanly before a frame
 // returns io.EOF; one that ends inside a frame, io.ErrUnexpectedEOF.
 func readFrame(r io.Reader, limit int) ([]byte, error) {
+	return ReadFrameGrowing(r, limit, nil)
+}
+
+// ReadFrameGrowing is readFrame for a reader that accounts for its
+// buffers: before the body's buffer grows from capacity from to to bytes,
+// grow is called, and an error from it ends the read. The first buffer
+// grows from 0. With grow nil it reads as readFrame does.
+func ReadFrameGrowing(r io.Reader, limit int, grow func(from, to int) error) ([]byte, error) {
 	if limit <= 0 || limit > MaxFrame {
 		limit = MaxFrame
 	}
@@ -54,10 +62,15 @@ func readFrame(r io.Reader, limit int) ([]byte, error) {
 	if n > limit {
 		return nil, &Error{Reason: ReasonTooLarge, Field: "length", Offset: -FrameHeader, Detail: fmt.Sprintf("%d bytes, limit %d", n, limit)}
 	}
-	b := make([]byte, 0, min(n, chunk))
+	b := []byte{}
 	for len(b) < n {
 		next := min(n, max(len(b)*2, chunk))
 		if next > cap(b) {
+			if grow != nil {
+				if err := grow(cap(b), next); err != nil {
+					return nil, err
+				}
+			}
 			nb := make([]byte, len(b), next)
 			copy(nb, b)
 			b = nb

@@ -1,9 +1,7 @@
 package transport
 
 import (
-	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -11,10 +9,6 @@ import (
 
 	"grapevine/wire"
 )
-
-// frameChunk is how much of a large frame is allocated ahead of its bytes,
-// as in wire's own frame reader.
-const frameChunk = 64 << 10
 
 // evictGrace is how long a reader short of budget waits before it
 // evicts: frames that are arriving finish and free theirs meanwhile.
@@ -196,39 +190,19 @@ func (b *frameBudget) release(c *conn) {
 	b.give(c, n)
 }
 
-// readFrame reads one frame as wire's own reader does, holding budget for
-// its buffer as it grows. The caller releases it.
+// readFrame reads one frame with wire's reader, holding budget for its
+// buffer as it grows. The caller releases it.
 func (c *conn) readFrame(r io.Reader, deadline time.Time) ([]byte, error) {
-	limit := c.e.opts.MaxFrame
-	var hdr [wire.FrameHeader]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return nil, err
-	}
-	n := int(binary.BigEndian.Uint32(hdr[:]))
-	if n > limit {
-		return nil, &wire.Error{Reason: wire.ReasonTooLarge, Field: "length", Offset: -wire.FrameHeader, Detail: fmt.Sprintf("%d bytes, limit %d", n, limit)}
-	}
 	fb := c.e.frames
-	b := []byte{}
-	for len(b) < n {
-		next := min(n, max(2*len(b), frameChunk))
-		if next > cap(b) {
-			if err := fb.acquire(c, int64(next), deadline); err != nil {
-				return nil, err
-			}
-			nb := make([]byte, len(b), next)
-			copy(nb, b)
-			fb.give(c, int64(cap(b)))
-			b = nb
+	b, err := wire.ReadFrameGrowing(r, c.e.opts.MaxFrame, func(from, to int) error {
+		if err := fb.acquire(c, int64(to), deadline); err != nil {
+			return err
 		}
-		k, err := io.ReadFull(r, b[len(b):next])
-		b = b[:len(b)+k]
-		if err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, err
-		}
+		fb.give(c, int64(from))
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	fb.finished(c)
 	return b, nil
