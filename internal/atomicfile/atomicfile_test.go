@@ -9,21 +9,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-)
 
-// names lists dir's entries.
-func names(t *testing.T, dir string) []string {
-	t.Helper()
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range es {
-		out = append(out, e.Name())
-	}
-	return out
-}
+	"grapevine/internal/testkit"
+)
 
 func readString(t *testing.T, path string) string {
 	t.Helper()
@@ -52,7 +40,7 @@ func TestWriteFile(t *testing.T) {
 		if st.Mode().Perm() != perm {
 			t.Errorf("mode %v, want %v", st.Mode().Perm(), perm)
 		}
-		if n := names(t, dir); !slices.Equal(n, []string{"state"}) {
+		if n := testkit.DirNames(t, dir); !slices.Equal(n, []string{"state"}) {
 			t.Errorf("directory holds %q, want only the file", n)
 		}
 	}
@@ -121,7 +109,7 @@ func TestFailureKeepsOldFile(t *testing.T) {
 			if got := readString(t, path); got != "old\n" {
 				t.Fatalf("failing at %s: the file holds %d bytes, not the old ones", at, len(got))
 			}
-			if n := names(t, dir); !slices.Equal(n, []string{"state"}) {
+			if n := testkit.DirNames(t, dir); !slices.Equal(n, []string{"state"}) {
 				t.Fatalf("failing at %s: directory holds %q", at, n)
 			}
 		}
@@ -155,7 +143,7 @@ func TestWriteErrorKeepsOldFile(t *testing.T) {
 	if got := readString(t, path); got != "old\n" {
 		t.Errorf("the file holds %d bytes, not the old ones", len(got))
 	}
-	if n := names(t, dir); !slices.Equal(n, []string{"state"}) {
+	if n := testkit.DirNames(t, dir); !slices.Equal(n, []string{"state"}) {
 		t.Errorf("directory holds %q", n)
 	}
 }
@@ -172,7 +160,7 @@ func TestWriteNew(t *testing.T) {
 	if got := readString(t, path); got != "first\n" {
 		t.Errorf("file: %q", got)
 	}
-	if n := names(t, dir); !slices.Equal(n, []string{"id.pem"}) {
+	if n := testkit.DirNames(t, dir); !slices.Equal(n, []string{"id.pem"}) {
 		t.Errorf("directory holds %q", n)
 	}
 }

@@ -65,20 +65,6 @@ func revocationStrings(rs []member.Revocation) []string {
 	return out
 }
 
-// dirNames lists dir.
-func dirNames(t *testing.T, dir string) []string {
-	t.Helper()
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range es {
-		out = append(out, e.Name())
-	}
-	return out
-}
-
 const crashPoolSize = 400
 
 // revocationsCrashChild saves a growing revocation set in a tight loop,
@@ -193,7 +179,7 @@ func TestRevocationsWriteFailure(t *testing.T) {
 	if !slices.Equal(p.set.Strings(), revocationStrings(pool)) {
 		t.Errorf("after the failed save the file holds %d revocations, want the %d before", p.set.Len(), len(pool))
 	}
-	if n := dirNames(t, dir); !slices.Equal(n, []string{RevocationsFile}) {
+	if n := testkit.DirNames(t, dir); !slices.Equal(n, []string{RevocationsFile}) {
 		t.Errorf("directory holds %q, want only %s", n, RevocationsFile)
 	}
 }
@@ -234,7 +220,7 @@ func TestRevocationsCrash(t *testing.T) {
 		floor = n
 	}
 	midWrite := 0 // kills that left a temporary file: they cut a write
-	for _, name := range dirNames(t, dir) {
+	for _, name := range testkit.DirNames(t, dir) {
 		if strings.HasPrefix(name, "."+RevocationsFile+".tmp-") {
 			midWrite++
 		}
