@@ -12,7 +12,9 @@ import (
 
 // Files of a node directory a client reads (docs/api.md).
 const (
-	StatusURLFile = "run/status"             // the status endpoint's URL, while the node runs
+	RunDir        = "run"                    // what a running node publishes about itself
+	StatusFile    = "status"                 // in RunDir: the status endpoint's URL, while the node runs
+	StatusURLFile = RunDir + "/" + StatusFile
 	TokenFile     = "private/api_auth_token" // the API token
 )
 

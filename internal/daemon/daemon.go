@@ -37,11 +37,11 @@ import (
 const (
 	BookFile = "peerbook.sqlite" // the peer book
 	LockFile = "grapevine.lock"  // held while a daemon runs
-	RunDir   = "run"             // what a running daemon publishes about itself
+	RunDir   = apitype.RunDir    // what a running daemon publishes about itself
 	// RunDir/locators: the node's gv:// locators, one per line, written once
 	// the gossip endpoint listens. RunDir/status: the status address.
 	LocatorsFile = "locators"
-	StatusFile   = "status"
+	StatusFile   = apitype.StatusFile
 )
 
 // Options configures Run. Only Dir is required.
