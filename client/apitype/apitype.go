@@ -12,8 +12,8 @@ import (
 
 // Files of a node directory a client reads (docs/api.md).
 const (
-	RunDir        = "run"                    // what a running node publishes about itself
-	StatusFile    = "status"                 // in RunDir: the status endpoint's URL, while the node runs
+	RunDir        = "run"    // what a running node publishes about itself
+	StatusFile    = "status" // in RunDir: the status endpoint's URL, while the node runs
 	StatusURLFile = RunDir + "/" + StatusFile
 	TokenFile     = "private/api_auth_token" // the API token
 )
