@@ -133,6 +133,10 @@ type Config struct {
 	// MaxEvents bounds the explain events kept for the status page.
 	// Default 256.
 	MaxEvents int
+	// NoRecentEvents keeps no events for RecentEvents: for a driver that
+	// reads every event from Ready (the simulator), whose nodes would
+	// otherwise each hold MaxEvents of them.
+	NoRecentEvents bool
 
 	// Verify checks a signed record. Nil means announce.Verify; the
 	// simulator passes a memoizing verifier shared by all its nodes.

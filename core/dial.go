@@ -32,10 +32,14 @@ func (n *Node) onConnected(in Connected) {
 	p.deferred = ""
 	// The neighbour asks for our index from its cursor; pushes start from
 	// here.
-	l := &link{id: in.Peer, inbound: in.Inbound, tokens: float64(n.cfg.RecordBurst), tokensAt: n.elapsed, vouchTokens: float64(n.cfg.FirstSightBudget), vouchAt: n.elapsed, sentTo: n.ver, scanned: n.ver}
+	l := &link{id: in.Peer, p: p, inbound: in.Inbound, tokens: float64(n.cfg.RecordBurst), tokensAt: n.elapsed, vouchTokens: float64(n.cfg.FirstSightBudget), vouchAt: n.elapsed, sentTo: n.ver, scanned: n.ver}
 	n.links[in.Peer] = l
 	i, _ := slices.BinarySearchFunc(n.linkList, in.Peer, linkCmp)
 	n.linkList = slices.Insert(n.linkList, i, l)
+	if !in.Inbound {
+		n.outLinks++
+	}
+	n.setGossip(l)
 	n.ready.StateChanged = true
 	n.emit(Event{Kind: EvConnected, Peer: in.Peer, Facts: facts("inbound", in.Inbound)})
 	n.chooseOnConnect(l)
@@ -49,17 +53,15 @@ func (n *Node) onConnected(in Connected) {
 
 func (n *Node) recordsOf(id announce.NodeID) []*announce.Announcement {
 	var out []*announce.Announcement
-	if p, ok := n.peers[id]; ok && p.records == 0 {
+	p, ok := n.peers[id]
+	if !ok {
 		return nil
 	}
-	for k := range n.meta {
-		if k.ID == id {
-			if a, ok := n.store.Get(k); ok {
-				out = append(out, a)
-			}
+	for _, svc := range p.held {
+		if a, ok := n.store.Get(records.Key{Service: svc, ID: id}); ok {
+			out = append(out, a)
 		}
 	}
-	slices.SortFunc(out, func(x, y *announce.Announcement) int { return cmp.Compare(x.ServiceName, y.ServiceName) })
 	return out
 }
 
@@ -72,10 +74,18 @@ func (n *Node) onDisconnected(id announce.NodeID, errText string) {
 	p.closeInterval(n.elapsed)
 	p.LastGood = n.elapsed
 	p.LastConnected, p.LastConnectedWall = n.elapsed, n.wall
-	if l := n.links[id]; l != nil && l.mine {
-		n.mineLinks--
-		defer n.chooseNeighbours()
+	if l := n.links[id]; l != nil {
+		l.closed = true
+		n.setGossip(l)
+		if !l.inbound {
+			n.outLinks--
+		}
+		if l.mine {
+			n.mineLinks--
+			defer n.chooseNeighbours()
+		}
 	}
+	n.away[id] = struct{}{}
 	delete(n.links, id)
 	if i, found := slices.BinarySearchFunc(n.linkList, id, linkCmp); found {
 		n.linkList = slices.Delete(n.linkList, i, i+1)
@@ -172,11 +182,12 @@ func (n *Node) scheduleDials() {
 	n.dialDirty = false
 	var cands []*peer
 	next := Elapsed(math.MaxInt64)
-	pool := n.peers
-	if !n.cfg.DialServers {
-		pool = make(map[announce.NodeID]*peer, len(n.bootIDs))
+	var pool []*peer
+	if n.cfg.DialServers {
+		pool = n.awayPeers()
+	} else {
 		for _, id := range n.bootIDs {
-			pool[id] = n.peers[id]
+			pool = append(pool, n.peers[id])
 		}
 	}
 	for _, p := range pool {
@@ -219,4 +230,20 @@ func (n *Node) scheduleDials() {
 		n.emit(Event{Kind: EvDial, Peer: p.ID, Facts: facts("last_connected", last, "last_failed", p.LastAttemptFailed, "in_flight", n.inflight)})
 	}
 	n.nextDial = next
+}
+
+// awayPeers returns the peers in away that are still neither connected nor
+// without records (unless bootstraps), dropping the others from it. Every
+// peer that may want a dial or be forgotten is among them.
+func (n *Node) awayPeers() []*peer {
+	var out []*peer
+	for id := range n.away {
+		p, ok := n.peers[id]
+		if !ok || id == n.id || p.connected || (p.records == 0 && !p.bootstrap) {
+			delete(n.away, id)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
 }

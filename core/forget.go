@@ -65,7 +65,7 @@ func (n *Node) forget() {
 		return
 	}
 	var due []*peer
-	for _, p := range n.peers {
+	for _, p := range n.awayPeers() {
 		if p.ID != n.id && p.records > 0 && !p.connected && !p.hostedHere && !n.liveViaHost(p.ID) && n.elapsed.Sub(p.LastGood) >= n.cfg.ForgetHorizon {
 			due = append(due, p)
 		}

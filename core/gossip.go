@@ -11,35 +11,56 @@ import (
 	"grapevine/records"
 )
 
-func (n *Node) send(to announce.NodeID, m Msg) {
-	if p, ok := n.peers[to]; ok {
-		p.BytesOut += uint64(n.cfg.MsgSize(m))
-	}
-	n.ready.Messages = append(n.ready.Messages, Envelope{To: to, Msg: m})
+func (n *Node) send(l *link, m Msg) {
+	l.p.BytesOut += uint64(n.cfg.MsgSize(m))
+	n.ready.Messages = append(n.ready.Messages, Envelope{To: l.id, Msg: m})
 }
 
 func (n *Node) sendSyncReq(l *link) {
 	n.syncRounds++
 	l.lastSync = n.elapsed
-	n.send(l.id, SyncReq{Epoch: l.theirEpoch, Cursor: l.cursor, Neighbour: n.syncs(l)})
+	n.scheduleSync(l)
+	n.send(l, SyncReq{Epoch: l.theirEpoch, Cursor: l.cursor, Neighbour: n.syncs(l)})
 }
 
 // digest lists relayable changes after from, leaving out records first
 // learnt from the neighbour itself. Over a link that is not a gossip link
 // only the two ends' own records go (the overlay).
-func (n *Node) digest(from uint64, to announce.NodeID) Digest {
+func (n *Node) digest(from uint64, l *link) Digest {
 	d := Digest{Epoch: n.epoch, From: from, To: n.ver}
-	size := n.cfg.MsgSize(d)
-	plain := false
-	if l := n.links[to]; l != nil {
-		plain = !n.gossips(l)
+	if !n.gossips(l) {
+		return n.fillDigest(d, n.plainEntries(from, l.id), l.id)
 	}
 	i, _ := slices.BinarySearchFunc(n.log, from+1, func(e logEntry, v uint64) int { return cmp.Compare(e.ver, v) })
-	for ; i < len(n.log); i++ {
-		e := n.log[i]
-		if plain && e.key.ID != n.id && e.key.ID != to {
+	return n.fillDigest(d, n.log[i:], l.id)
+}
+
+// plainEntries are the index entries after from of the two ends' own
+// keys, in index order: what the log holds for a plain link, found
+// without scanning it.
+func (n *Node) plainEntries(from uint64, to announce.NodeID) []logEntry {
+	var es []logEntry
+	for _, id := range [2]announce.NodeID{n.id, to} {
+		p, ok := n.peers[id]
+		if !ok {
 			continue
 		}
+		for _, svc := range p.indexed {
+			k := records.Key{Service: svc, ID: id}
+			if v := n.verOf[k]; v > from {
+				es = append(es, logEntry{v, k})
+			}
+		}
+	}
+	slices.SortFunc(es, func(a, b logEntry) int { return cmp.Compare(a.ver, b.ver) })
+	return es
+}
+
+// fillDigest adds the relayable entries of es, in index order, up to the
+// message bounds.
+func (n *Node) fillDigest(d Digest, es []logEntry, to announce.NodeID) Digest {
+	size := n.cfg.MsgSize(d)
+	for _, e := range es {
 		if n.verOf[e.key] != e.ver {
 			continue
 		}
@@ -102,16 +123,28 @@ func (n *Node) pushDigests() {
 	}
 	n.pushedVer = n.ver
 	var behind, plain []*link
-	for _, l := range n.linkList {
-		switch {
-		case l.scanned >= n.ver:
-		case n.gossips(l):
+	for _, l := range n.glinks {
+		if l.scanned < n.ver {
 			behind = append(behind, l)
-		case n.plainNeeds(l):
-			plain = append(plain, l) // its ends' own records only: at once
-		default:
-			l.scanned = n.ver // nothing for it in between
 		}
+	}
+	// Plain links carry their ends' own records only: those that changed
+	// go at once; the others have nothing new (digest reads no further
+	// than their ends' own keys, so they need no scan marker).
+	switch {
+	case n.ownChanged:
+		for _, l := range n.linkList {
+			if l.scanned < n.ver && !l.inGlinks {
+				plain = append(plain, l)
+			}
+		}
+	case len(n.plainDirty) > 0:
+		for id := range n.plainDirty {
+			if l := n.links[id]; l != nil && l.scanned < n.ver && !l.inGlinks {
+				plain = append(plain, l)
+			}
+		}
+		slices.SortFunc(plain, func(a, b *link) int { return cmp.Compare(a.id, b.id) })
 	}
 	n.ownChanged, n.plainDirty = false, nil
 	// The overlay already bounds the gossip links: they all get it now.
@@ -122,15 +155,14 @@ func (n *Node) pushDigests() {
 	}
 	behind = append(behind, plain...)
 	for _, l := range behind {
-		id := l.id
 		// Entries after sentTo and up to scanned held nothing for this
 		// neighbour, so the digest may claim them: its cursor stays
 		// contiguous without empty digests being sent.
-		d := n.digest(l.scanned, id)
+		d := n.digest(l.scanned, l)
 		d.From = l.sentTo
 		l.scanned = d.To
 		if len(d.Items) > 0 {
-			n.send(id, d)
+			n.send(l, d)
 			l.sentTo = d.To
 		}
 	}
@@ -141,24 +173,25 @@ func (n *Node) onReceived(from announce.NodeID, m Msg) {
 	if !ok {
 		return // not connected: the driver delivered late
 	}
-	p := n.peers[from]
+	p := l.p
 	p.BytesIn += uint64(n.cfg.MsgSize(m))
 	p.lastRecv, p.lastRecvWall = n.elapsed, n.wall
 	switch m := m.(type) {
 	case SyncReq:
 		if l.theirs != m.Neighbour {
 			l.theirs = m.Neighbour
+			n.setGossip(l)
 			n.emit(Event{Kind: EvOverlay, Peer: from, Reason: map[bool]string{true: "chosen-by-peer", false: "dropped-by-peer"}[m.Neighbour]})
 		}
 		cursor := m.Cursor
 		if m.Epoch != n.epoch || cursor > n.ver {
 			cursor = 0
 		}
-		d := n.digest(cursor, from)
+		d := n.digest(cursor, l)
 		// Pushes continue from here: what lies beyond was pushed against
 		// a cursor the neighbour no longer has.
 		l.sentTo, l.scanned = d.To, d.To
-		n.send(from, d)
+		n.send(l, d)
 	case Digest:
 		n.onDigest(l, m)
 	case Fetch:
@@ -200,7 +233,7 @@ func (n *Node) onDigest(l *link, d Digest) {
 		want = want[len(chunk):]
 		l.pending += len(chunk)
 		l.asked = append(l.asked, len(chunk))
-		n.send(l.id, Fetch{Keys: chunk})
+		n.send(l, Fetch{Keys: chunk})
 	}
 	if gap {
 		return
@@ -209,6 +242,7 @@ func (n *Node) onDigest(l *link, d Digest) {
 	switch {
 	case limit < d.To:
 		l.lastSync = n.elapsed // out of tokens: wait for the next round
+		n.scheduleSync(l)
 	case d.More:
 		n.sendSyncReq(l)
 	}
@@ -266,7 +300,7 @@ func (n *Node) onFetch(l *link, f Fetch) {
 			out.Recs = append(out.Recs, t.Last)
 		}
 	}
-	n.send(l.id, out)
+	n.send(l, out)
 }
 
 func (n *Node) refill(l *link) {
@@ -420,10 +454,17 @@ func (n *Node) applyAdmitted(res records.Result, from announce.NodeID) {
 		}
 	default:
 		delete(n.tombs, k)
-		n.meta[k] = &recMeta{source: from, hash: hashOf(a.Signed)}
-		n.meta[k].ver = n.index(k)
+		n.setMeta(k, &recMeta{source: from, hash: hashOf(a.Signed)})
+		if n.relayAtTick(from) {
+			n.atTick = append(n.atTick, k)
+		} else {
+			n.meta[k].ver = n.index(k)
+		}
 		n.perSrc[from]++
 		p.records++
+		if !p.connected {
+			n.away[k.ID] = struct{}{}
+		}
 		if p.records == 1 || p.Withdrawn {
 			n.dialDirty = true
 		}
@@ -456,6 +497,9 @@ func (n *Node) dropMeta(k records.Key) {
 		return
 	}
 	delete(n.meta, k)
+	if p, ok := n.peers[k.ID]; ok {
+		p.held = dropSvc(p.held, k.Service)
+	}
 	n.unindex(k)
 	if n.perSrc[m.source]--; n.perSrc[m.source] <= 0 {
 		delete(n.perSrc, m.source)
@@ -567,4 +611,28 @@ func (n *Node) vouch(from announce.NodeID, k records.Key) bool {
 			Facts: facts("from", from.Short(), "budget", n.cfg.FirstSightBudget, "per", n.cfg.FirstSightWindow)})
 	}
 	return false
+}
+
+// relayAtTick: a record that came over a plain link (its server's own,
+// straight from it) goes to the gossip links at the next tick, not at
+// once. Its server pushes it into the overlay itself, which has usually
+// delivered it by then, so a node linked to many servers (a client) does
+// not become the hub every neighbour fetches their records from; and a
+// tick's records go in one digest per neighbour.
+func (n *Node) relayAtTick(from announce.NodeID) bool {
+	if n.cfg.GossipDegree == 0 || from == "" || from == n.id {
+		return false
+	}
+	l := n.links[from]
+	return l != nil && !l.inGlinks
+}
+
+// indexAtTick puts the records relayAtTick held back in the index.
+func (n *Node) indexAtTick() {
+	for _, k := range n.atTick {
+		if m := n.meta[k]; m != nil && m.ver == 0 {
+			m.ver = n.index(k)
+		}
+	}
+	n.atTick = n.atTick[:0]
 }

@@ -166,6 +166,7 @@ type fetchState struct {
 // link is the state of one connection.
 type link struct {
 	id         announce.NodeID
+	p          *peer
 	inbound    bool
 	mine       bool // this node gossips over it (chosen among links it dialled)
 	theirs     bool // the other end gossips over it (its SyncReq said so)
@@ -183,6 +184,9 @@ type link struct {
 	vouchTokens float64
 	vouchAt     Elapsed
 	vouchSpent  bool
+	closed      bool
+	inGlinks    bool
+	syncStamp   uint32 // bumped at each round (syncQueue)
 }
 
 // Node is the protocol state machine. It is single-threaded and does no
@@ -212,6 +216,18 @@ type Node struct {
 	linkList []*link // sorted by ID
 	fetching map[records.Key]*fetchState
 	perSrc   map[announce.NodeID]int
+	// away holds every peer not connected that has records or is a
+	// bootstrap (and maybe others: it is pruned as it is read), so dialing
+	// and forgetting look at those, not at every peer.
+	away map[announce.NodeID]struct{}
+	// glinks are the links gossips() is true of, sorted by ID; outLinks
+	// counts the links this node dialled.
+	glinks   []*link
+	outLinks int
+	atTick []records.Key // held back from the index until the tick (relayAtTick)
+	// Anti-entropy rounds due, oldest first: over the links it syncs
+	// (SyncInterval) and over the others (RefreshInterval).
+	syncQ, plainSyncQ syncQueue
 
 	// Hosting (host.go): host -> servers its held records list, and back.
 	hostsOf  map[announce.NodeID][]announce.NodeID
@@ -284,6 +300,7 @@ func New(cfg Config, id Identity, st State, rng *rand.Rand) (*Node, error) {
 		links:    map[announce.NodeID]*link{},
 		fetching: map[records.Key]*fetchState{},
 		perSrc:   map[announce.NodeID]int{},
+		away:     map[announce.NodeID]struct{}{},
 		hostsOf:  map[announce.NodeID][]announce.NodeID{},
 		hostedBy: map[announce.NodeID]map[announce.NodeID]struct{}{},
 		verOf:    map[records.Key]uint64{},
@@ -303,6 +320,7 @@ func New(cfg Config, id Identity, st State, rng *rand.Rand) (*Node, error) {
 			n.bootIDs = append(n.bootIDs, l.ID)
 		}
 		p.bootstrap = true
+		n.away[l.ID] = struct{}{}
 		if !slices.Contains(p.Locators, l.String()) {
 			p.Locators = append(p.Locators, l.String())
 		}
@@ -473,6 +491,9 @@ func (n *Node) emit(e Event) {
 	if len(n.ready.Events) < 4*n.cfg.MaxEvents {
 		n.ready.Events = append(n.ready.Events, e)
 	}
+	if n.cfg.NoRecentEvents {
+		return
+	}
 	if len(n.recent) < n.cfg.MaxEvents {
 		n.recent = append(n.recent, e)
 	} else {
@@ -508,6 +529,10 @@ func (n *Node) index(k records.Key) uint64 {
 		return 0
 	}
 	n.ver++
+	if _, ok := n.verOf[k]; !ok {
+		p := n.peer(k.ID)
+		p.indexed = addSvc(p.indexed, k.Service)
+	}
 	n.verOf[k] = n.ver
 	n.notePlain(k.ID)
 	n.log = append(n.log, logEntry{n.ver, k})
@@ -524,7 +549,40 @@ func (n *Node) index(k records.Key) uint64 {
 	return n.ver
 }
 
-func (n *Node) unindex(k records.Key) { delete(n.verOf, k) }
+func (n *Node) unindex(k records.Key) {
+	if _, ok := n.verOf[k]; !ok {
+		return
+	}
+	delete(n.verOf, k)
+	if p, ok := n.peers[k.ID]; ok {
+		p.indexed = dropSvc(p.indexed, k.Service)
+	}
+}
+
+// addSvc adds svc to a sorted list of services.
+func addSvc(svcs []string, svc string) []string {
+	i, found := slices.BinarySearch(svcs, svc)
+	if found {
+		return svcs
+	}
+	return slices.Insert(svcs, i, svc)
+}
+
+func dropSvc(svcs []string, svc string) []string {
+	if i, found := slices.BinarySearch(svcs, svc); found {
+		return slices.Delete(svcs, i, i+1)
+	}
+	return svcs
+}
+
+// setMeta records a held record's bookkeeping.
+func (n *Node) setMeta(k records.Key, m *recMeta) {
+	if _, ok := n.meta[k]; !ok {
+		p := n.peer(k.ID)
+		p.held = addSvc(p.held, k.Service)
+	}
+	n.meta[k] = m
+}
 
 // live reports whether a server is live to this node (R1): connected now,
 // or a new seqnum from it arrived within W in this run. A node that dials
@@ -723,17 +781,12 @@ func (n *Node) tick() {
 			delete(n.fetching, k)
 		}
 	}
+	n.indexAtTick()
 	n.lazyDue = true
 	// Anti-entropy rounds.
 	n.chooseNeighbours()
-	for _, l := range n.linkList {
-		every := n.cfg.SyncInterval
-		if !n.syncs(l) {
-			every = n.cfg.RefreshInterval
-		}
-		if n.elapsed.Sub(l.lastSync) >= every {
-			n.sendSyncReq(l)
-		}
+	for _, l := range n.dueSyncs() {
+		n.sendSyncReq(l)
 	}
 	if n.elapsed.Sub(n.lastForget) >= n.forgetCheckInterval() {
 		n.lastForget = n.elapsed

@@ -25,6 +25,7 @@ func (n *Node) chooseOnConnect(l *link) {
 	}
 	l.mine = true
 	n.mineLinks++
+	n.setGossip(l)
 	n.emit(Event{Kind: EvOverlay, Peer: l.id, Reason: "chosen", Facts: facts("neighbours", n.mineLinks, "degree", n.cfg.GossipDegree)})
 }
 
@@ -34,8 +35,8 @@ func (n *Node) chooseOnConnect(l *link) {
 // carried only its ends' own records is sent now.
 func (n *Node) chooseNeighbours() {
 	d := n.cfg.GossipDegree
-	if d == 0 || n.mineLinks >= d {
-		return
+	if d == 0 || n.mineLinks >= d || n.outLinks <= n.mineLinks {
+		return // no dialled link left to choose
 	}
 	var cands []*link
 	for _, l := range n.linkList {
@@ -50,6 +51,9 @@ func (n *Node) chooseNeighbours() {
 		cands = cands[:len(cands)-1]
 		l.mine = true
 		n.mineLinks++
+		n.setGossip(l)
+		// As a plain link it was scanned up to the last push.
+		l.scanned = max(l.scanned, n.pushedVer)
 		l.cursor = 0
 		n.emit(Event{Kind: EvOverlay, Peer: l.id, Reason: "promoted", Facts: facts("neighbours", n.mineLinks, "degree", d)})
 		n.sendSyncReq(l)
@@ -59,12 +63,7 @@ func (n *Node) chooseNeighbours() {
 // gossipLinks counts the links this node gossips over: chosen by it, and
 // in all.
 func (n *Node) gossipLinks() (mine, all int) {
-	for _, l := range n.linkList {
-		if n.gossips(l) {
-			all++
-		}
-	}
-	return n.mineLinks, all
+	return n.mineLinks, len(n.glinks)
 }
 
 // GossipsWith reports whether the node gossips over its link to id.
@@ -88,14 +87,4 @@ func (n *Node) notePlain(id announce.NodeID) {
 		}
 		n.plainDirty[id] = struct{}{}
 	}
-}
-
-// plainNeeds: a plain link may have something to send since the last push
-// (own records, or the other end's own).
-func (n *Node) plainNeeds(l *link) bool {
-	if n.ownChanged {
-		return true
-	}
-	_, ok := n.plainDirty[l.id]
-	return ok
 }

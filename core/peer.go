@@ -68,6 +68,9 @@ type peer struct {
 	lastRecv       Elapsed // last message from it in this run; 0 with lastRecvWall zero: none
 	lastRecvWall   time.Time
 	hostedHere     bool // a local publisher of it is connected (hosting)
+	// The services of its held records (meta) and of its keys in the
+	// change index (verOf), sorted: lookups by ID scan no table.
+	held, indexed []string
 }
 
 func newPeer(id announce.NodeID, e Elapsed, wall time.Time) *peer {

@@ -97,13 +97,14 @@ func (n *Node) restore(st State) error {
 		}
 		k := res.Key
 		p := n.peer(k.ID)
-		n.meta[k] = &recMeta{source: r.Source, hash: hashOf(a.Signed)}
+		n.setMeta(k, &recMeta{source: r.Source, hash: hashOf(a.Signed)})
 		n.meta[k].ver = n.index(k)
 		n.perSrc[r.Source]++
 		p.records++
 	}
 	for id, p := range n.peers {
 		if p.records > 0 {
+			n.away[id] = struct{}{}
 			n.updateHosts(id, false)
 		}
 	}

@@ -100,5 +100,6 @@ func ScaleConfig() core.Config {
 	c.BackoffBase = 10 * time.Minute
 	c.FetchTimeout = 30 * time.Minute
 	c.Variant.TimestampGrace = 10 * time.Minute
+	c.NoRecentEvents = true // the runner reads events from Ready
 	return c
 }
