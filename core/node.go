@@ -224,7 +224,7 @@ type Node struct {
 	// counts the links this node dialled.
 	glinks   []*link
 	outLinks int
-	atTick []records.Key // held back from the index until the tick (relayAtTick)
+	atTick   []records.Key // held back from the index until the tick (relayAtTick)
 	// Anti-entropy rounds due, oldest first: over the links it syncs
 	// (SyncInterval) and over the others (RefreshInterval).
 	syncQ, plainSyncQ syncQueue
