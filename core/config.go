@@ -52,6 +52,13 @@ type Config struct {
 	// link. Default 8 (PushFanout; about log3 of 10,000 nodes).
 	GossipDegree int
 
+	// PlainRelayDelay holds a record that came over a plain link (its
+	// server's own, straight from it) back from the gossip links for this
+	// long, to the first tick after: the server's own pushes through the
+	// overlay usually reach those neighbours first, so they do not fetch
+	// it from a node linked to every server. Default 10 s.
+	PlainRelayDelay time.Duration
+
 	// LivenessWindow W (R1): a server is live while connected, or for W
 	// after a new seqnum from it was first received in this run. Only live
 	// servers' records are passed on. Default 72 h (three refresh periods).
@@ -208,6 +215,7 @@ func DefaultConfig() Config {
 		SyncInterval:       5 * time.Minute,
 		PushFanout:         8,
 		GossipDegree:       8,
+		PlainRelayDelay:    10 * time.Second,
 		LivenessWindow:     72 * time.Hour,
 		FirstSightWindow:   time.Hour,
 		FirstSightBudget:   64,
@@ -256,6 +264,7 @@ func TestConfig() Config {
 	c.ForgetHorizon = 2 * time.Minute
 	c.TombstoneTTL = 4 * time.Minute
 	c.FetchTimeout = 2 * time.Second
+	c.PlainRelayDelay = time.Second
 	return c
 }
 
@@ -279,6 +288,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.SetbackMemory < 0:
 		return fmt.Errorf("core config: SetbackMemory must be >= 0, got %v", c.SetbackMemory)
+	case c.PlainRelayDelay < 0:
+		return fmt.Errorf("core config: PlainRelayDelay must be >= 0, got %v", c.PlainRelayDelay)
 	case c.MaxTickGap < c.TickInterval:
 		return fmt.Errorf("core config: MaxTickGap %v is below TickInterval %v", c.MaxTickGap, c.TickInterval)
 	case c.DialTimeoutFloor > c.DialTimeoutCeiling:

@@ -455,8 +455,8 @@ func (n *Node) applyAdmitted(res records.Result, from announce.NodeID) {
 	default:
 		delete(n.tombs, k)
 		n.setMeta(k, &recMeta{source: from, hash: hashOf(a.Signed)})
-		if n.relayAtTick(from) {
-			n.atTick = append(n.atTick, k)
+		if n.relayLater(from) {
+			n.plainHeld = append(n.plainHeld, plainHeld{k, n.elapsed.Add(n.cfg.PlainRelayDelay)})
 		} else {
 			n.meta[k].ver = n.index(k)
 		}
@@ -613,13 +613,14 @@ func (n *Node) vouch(from announce.NodeID, k records.Key) bool {
 	return false
 }
 
-// relayAtTick: a record that came over a plain link (its server's own,
-// straight from it) goes to the gossip links at the next tick, not at
-// once. Its server pushes it into the overlay itself, which has usually
-// delivered it by then, so a node linked to many servers (a client) does
-// not become the hub every neighbour fetches their records from; and a
-// tick's records go in one digest per neighbour.
-func (n *Node) relayAtTick(from announce.NodeID) bool {
+// relayLater: a record that came over a plain link (its server's own,
+// straight from it) goes to the gossip links PlainRelayDelay later, at a
+// tick, not at once. Its server pushes it into the overlay itself, which
+// has usually delivered it to those neighbours by then, so a node linked
+// to many servers (a client) does not become the hub every neighbour
+// fetches their records from; and the held records go in one digest per
+// neighbour.
+func (n *Node) relayLater(from announce.NodeID) bool {
 	if n.cfg.GossipDegree == 0 || from == "" || from == n.id {
 		return false
 	}
@@ -627,12 +628,20 @@ func (n *Node) relayAtTick(from announce.NodeID) bool {
 	return l != nil && !l.inGlinks
 }
 
-// indexAtTick puts the records relayAtTick held back in the index.
-func (n *Node) indexAtTick() {
-	for _, k := range n.atTick {
+type plainHeld struct {
+	key records.Key
+	due Elapsed
+}
+
+// indexHeld puts the records relayLater held back, and now due, in the
+// index.
+func (n *Node) indexHeld() {
+	i := 0
+	for ; i < len(n.plainHeld) && n.plainHeld[i].due <= n.elapsed; i++ {
+		k := n.plainHeld[i].key
 		if m := n.meta[k]; m != nil && m.ver == 0 {
 			m.ver = n.index(k)
 		}
 	}
-	n.atTick = n.atTick[:0]
+	n.plainHeld = append(n.plainHeld[:0], n.plainHeld[i:]...)
 }

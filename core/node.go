@@ -222,9 +222,9 @@ type Node struct {
 	away map[announce.NodeID]struct{}
 	// glinks are the links gossips() is true of, sorted by ID; outLinks
 	// counts the links this node dialled.
-	glinks   []*link
-	outLinks int
-	atTick   []records.Key // held back from the index until the tick (relayAtTick)
+	glinks    []*link
+	outLinks  int
+	plainHeld []plainHeld // held back from the index (relayLater), oldest first
 	// Anti-entropy rounds due, oldest first: over the links it syncs
 	// (SyncInterval) and over the others (RefreshInterval).
 	syncQ, plainSyncQ syncQueue
@@ -781,7 +781,7 @@ func (n *Node) tick() {
 			delete(n.fetching, k)
 		}
 	}
-	n.indexAtTick()
+	n.indexHeld()
 	n.lazyDue = true
 	// Anti-entropy rounds.
 	n.chooseNeighbours()
