@@ -4,8 +4,9 @@
 package sim
 
 import (
-	"container/heap"
+	"cmp"
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -42,7 +43,7 @@ type Host struct {
 	// Events received from the core, if Net.KeepEvents.
 	Events []core.Event
 
-	conns     map[announce.NodeID]bool
+	conns     []uint64 // bit i: connected to Net.order[i]
 	dials     map[announce.NodeID]bool
 	halfOpen  map[announce.NodeID]bool // attempts on the wire
 	osQueue   []core.Dial              // attempts waiting for a half-open slot
@@ -50,7 +51,8 @@ type Host struct {
 	BytesOut  uint64
 	MsgsOut   uint64
 	RecsOut   uint64 // signed records sent (in Records messages)
-	incarnate int    // bumped on every start, so stale ticks are ignored
+	incarnate int32  // bumped on every start, so stale ticks are ignored
+	idx       int32  // index in Net.order
 	// failWrites: the disk is full (FailWrites); the counter is not
 	// acknowledged to the core.
 	failWrites bool
@@ -76,10 +78,15 @@ type Net struct {
 	hosts  map[announce.NodeID]*Host
 	byName map[string]*Host
 	order  []*Host
-	q      eventQueue
+	now    int64 // Now, in ns since Epoch
+	q      []qent
+	evs    []event // event slots, by qent.data
+	free   []int32 // unused slots of evs
 	seq    uint64
-	// lastDeliver keeps each link's messages in order under jitter.
-	lastDeliver map[[2]announce.NodeID]time.Time
+	// lastDeliver keeps each link's messages in order under jitter: the
+	// last delivery time of each link (linkKey) with messages in flight.
+	lastDeliver map[uint64]int64
+	pruneAt     int // len(lastDeliver) at which to drop past times
 	verified    map[announce.Signed]verifyResult
 }
 
@@ -107,7 +114,7 @@ func NewNet(seed uint64) *Net {
 		rng:         rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		hosts:       map[announce.NodeID]*Host{},
 		byName:      map[string]*Host{},
-		lastDeliver: map[[2]announce.NodeID]time.Time{},
+		lastDeliver: map[uint64]int64{},
 		verified:    map[announce.Signed]verifyResult{},
 	}
 }
@@ -175,8 +182,8 @@ func (n *Net) Add(name string, id core.Identity, cfg core.Config) *Host {
 	if cfg.MsgSize == nil {
 		cfg.MsgSize = wire.Size
 	}
-	h := &Host{Name: name, ID: id.Key.ID(), Identity: id, Config: cfg,
-		conns: map[announce.NodeID]bool{}, dials: map[announce.NodeID]bool{}, halfOpen: map[announce.NodeID]bool{}}
+	h := &Host{Name: name, ID: id.Key.ID(), Identity: id, Config: cfg, idx: int32(len(n.order)),
+		dials: map[announce.NodeID]bool{}, halfOpen: map[announce.NodeID]bool{}}
 	n.hosts[h.ID] = h
 	n.byName[name] = h
 	n.order = append(n.order, h)
@@ -193,18 +200,18 @@ func (n *Net) Start(h *Host) error {
 	h.incarnate++
 	inc := h.incarnate
 	// Ticks start at a random phase.
-	phase := time.Duration(n.rng.Int64N(int64(h.Config.TickInterval)))
-	n.at(n.Now.Add(phase), func() { n.tick(h, inc) })
+	phase := n.rng.Int64N(int64(h.Config.TickInterval))
+	n.push(n.now+phase, event{kind: evTick, from: h, inc: inc})
 	n.step(h, core.Tick{})
 	return nil
 }
 
-func (n *Net) tick(h *Host, inc int) {
+func (n *Net) tick(h *Host, inc int32) {
 	if !h.Up || h.incarnate != inc {
 		return
 	}
 	n.step(h, core.Tick{})
-	n.at(n.Now.Add(h.Config.TickInterval), func() { n.tick(h, inc) })
+	n.push(n.now+int64(h.Config.TickInterval), event{kind: evTick, from: h, inc: inc})
 }
 
 // Stop crashes a host: its connections drop, its disk keeps the last
@@ -220,8 +227,8 @@ func (n *Net) Stop(h *Host) {
 		h.Disk = h.Node.State()
 	}
 	h.Up = false
-	for _, id := range sortedIDs(h.conns) {
-		n.dropConn(h, n.hosts[id], "peer-gone")
+	for _, o := range n.peers(h, nil) {
+		n.dropConn(h, o, "peer-gone")
 	}
 	h.dials = map[announce.NodeID]bool{}
 	h.halfOpen, h.osQueue = map[announce.NodeID]bool{}, nil
@@ -242,13 +249,19 @@ func (n *Net) FailWrites(h *Host, fail bool) {
 // Wipe loses a stopped host's state; only the key survives.
 func (n *Net) Wipe(h *Host) { h.Disk = core.State{} }
 
-func sortedIDs(m map[announce.NodeID]bool) []announce.NodeID {
-	ids := make([]announce.NodeID, 0, len(m))
-	for id := range m {
-		ids = append(ids, id)
+// peers returns h's connected peers that pass keep (nil: all), by ID.
+func (n *Net) peers(h *Host, keep func(*Host) bool) []*Host {
+	var out []*Host
+	for w, word := range h.conns {
+		for ; word != 0; word &= word - 1 {
+			o := n.order[w<<6|bits.TrailingZeros64(word)]
+			if keep == nil || keep(o) {
+				out = append(out, o)
+			}
+		}
 	}
-	slices.Sort(ids)
-	return ids
+	slices.SortFunc(out, func(a, b *Host) int { return cmp.Compare(a.ID, b.ID) })
+	return out
 }
 
 // Partition puts hosts into groups; hosts in different groups lose their
@@ -258,11 +271,9 @@ func (n *Net) Partition(groups map[*Host]int) {
 		h.group = g
 	}
 	for _, h := range n.order {
-		for _, id := range sortedIDs(h.conns) {
-			o := n.hosts[id]
-			if o.group != h.group {
-				n.dropConn(h, o, "partition")
-			}
+		apart := func(o *Host) bool { return o.group != h.group }
+		for _, o := range n.peers(h, apart) {
+			n.dropConn(h, o, "partition")
 		}
 	}
 }
@@ -291,7 +302,7 @@ func (n *Net) HealGroups(groups ...int) {
 // carries one. Across restarts only the wall clock remains (a new core
 // has no earlier reading to compare with).
 func (n *Net) localTime(h *Host) (wall time.Time, mono time.Duration) {
-	return n.Now.Add(h.Skew), n.Now.Sub(Epoch)
+	return n.Now.Add(h.Skew), time.Duration(n.now)
 }
 
 // step delivers one input to a host's core and acts on its Ready as the
@@ -345,7 +356,7 @@ func (n *Net) delay() time.Duration {
 
 func (n *Net) send(from *Host, env core.Envelope) {
 	to, ok := n.hosts[env.To]
-	if !ok || !from.conns[env.To] {
+	if !ok || !from.linked(to) {
 		return
 	}
 	from.BytesOut += uint64(wire.Size(env.Msg))
@@ -357,19 +368,30 @@ func (n *Net) send(from *Host, env core.Envelope) {
 		n.dropConn(from, to, "reset")
 		return
 	}
-	key := [2]announce.NodeID{from.ID, to.ID}
-	at := n.Now.Add(n.delay())
-	if last := n.lastDeliver[key]; at.Before(last) {
+	k := linkKey(from, to)
+	at := n.now + int64(n.delay())
+	if last, ok := n.lastDeliver[k]; ok && last > at {
 		at = last
 	}
-	n.lastDeliver[key] = at
-	fromInc, toInc := from.incarnate, to.incarnate
-	n.at(at, func() {
-		if from.incarnate != fromInc || to.incarnate != toInc || !to.conns[from.ID] {
-			return
+	n.lastDeliver[k] = at
+	if len(n.lastDeliver) >= n.pruneAt {
+		// Times past cannot delay a message: forget them.
+		for k, last := range n.lastDeliver {
+			if last <= n.now {
+				delete(n.lastDeliver, k)
+			}
 		}
-		n.step(to, core.Received{From: from.ID, Msg: env.Msg})
-	})
+		n.pruneAt = max(2*len(n.lastDeliver), 1024)
+	}
+	n.push(at, event{kind: evDeliver, from: from, to: to, inc: from.incarnate, toInc: to.incarnate, msg: env.Msg})
+}
+
+func (n *Net) deliver(e *event) {
+	from, to := e.from, e.to
+	if from.incarnate != e.inc || to.incarnate != e.toInc || !n.Connected(to, from) {
+		return
+	}
+	n.step(to, core.Received{From: from.ID, Msg: e.msg})
 }
 
 func (n *Net) dial(from *Host, d core.Dial) {
@@ -377,13 +399,7 @@ func (n *Net) dial(from *Host, d core.Dial) {
 		n.OnDial(from, d)
 	}
 	from.dials[d.Peer] = true
-	// Ticks may be coarse: wake the dialer when its timeout is due.
-	fromInc := from.incarnate
-	n.at(n.Now.Add(d.Timeout+time.Millisecond), func() {
-		if from.incarnate == fromInc && from.dials[d.Peer] {
-			n.step(from, core.Tick{})
-		}
-	})
+	n.wake(n.now+int64(d.Timeout+time.Millisecond), from, d.Peer)
 	if n.HalfOpenLimit > 0 && len(from.halfOpen) >= n.HalfOpenLimit {
 		from.osQueue = append(from.osQueue, d)
 		return
@@ -409,50 +425,50 @@ func (n *Net) release(h *Host, peer announce.NodeID) {
 func (n *Net) attempt(from *Host, d core.Dial) {
 	from.halfOpen[d.Peer] = true
 	to, ok := n.hosts[d.Peer]
-	inc := from.incarnate
 	rtt := 2 * n.delay()
+	e := event{from: from, to: to, inc: from.incarnate, rtt: rtt}
 	switch {
 	case !ok || to.Blackholed || (to.Up && to.group != from.group):
 		return // the attempt hangs; the core times it out
 	case !to.Up || to.NAT:
-		n.at(n.Now.Add(rtt), func() {
-			if from.incarnate != inc || !from.dials[d.Peer] {
-				return
-			}
-			delete(from.dials, d.Peer)
-			n.release(from, d.Peer)
-			n.step(from, core.DialFailed{Peer: d.Peer, Err: "refused"})
-		})
+		e.kind = evRefused
 	default:
-		toInc := to.incarnate
-		n.at(n.Now.Add(rtt), func() {
-			if from.incarnate != inc || !from.dials[d.Peer] {
-				return
-			}
-			delete(from.dials, d.Peer)
-			n.release(from, d.Peer)
-			if to.incarnate != toInc || !to.Up || to.group != from.group {
-				n.step(from, core.DialFailed{Peer: d.Peer, Err: "refused"})
-				return
-			}
-			n.connect(from, to, rtt)
-		})
+		e.kind, e.toInc = evDialed, to.incarnate
 	}
+	n.push(n.now+int64(rtt), e)
+}
+
+// dialed ends an attempt after its round trip: refused, or connected if
+// the peer is still the one dialled and can be reached.
+func (n *Net) dialed(e *event) {
+	from, to := e.from, e.to
+	peer := to.ID
+	if from.incarnate != e.inc || !from.dials[peer] {
+		return
+	}
+	delete(from.dials, peer)
+	n.release(from, peer)
+	if e.kind == evRefused || to.incarnate != e.toInc || !to.Up || to.group != from.group {
+		n.step(from, core.DialFailed{Peer: peer, Err: "refused"})
+		return
+	}
+	n.connect(from, to, e.rtt)
 }
 
 func (n *Net) connect(from, to *Host, rtt time.Duration) {
-	if from.conns[to.ID] {
+	if n.Connected(from, to) {
 		n.step(from, core.Connected{Peer: to.ID})
 		return
 	}
-	from.conns[to.ID], to.conns[from.ID] = true, true
+	from.setLink(to, true)
+	to.setLink(from, true)
 	n.step(from, core.Connected{Peer: to.ID})
 	// The dialler acts on the connection at once, and a message it sends
 	// may be lost, which resets the connection. The receiver, not yet told
 	// of the connection, ignores that reset; so it must then not be told of
 	// the connection either (a TCP reset before accept), or it would
 	// believe for ever that it is connected (a ghost connection).
-	if !from.conns[to.ID] {
+	if !n.Connected(from, to) {
 		return
 	}
 	n.step(to, core.Connected{Peer: from.ID, Inbound: true})
@@ -461,64 +477,205 @@ func (n *Net) connect(from, to *Host, rtt time.Duration) {
 }
 
 func (n *Net) dropConn(a, b *Host, why string) {
-	if !a.conns[b.ID] {
+	if !a.linked(b) {
 		return
 	}
-	delete(a.conns, b.ID)
-	delete(b.conns, a.ID)
+	a.setLink(b, false)
+	b.setLink(a, false)
 	n.step(a, core.Disconnected{Peer: b.ID, Err: why})
 	n.step(b, core.Disconnected{Peer: a.ID, Err: why})
 }
 
 // Connected reports whether two hosts have a connection.
-func (n *Net) Connected(a, b *Host) bool { return a.conns[b.ID] }
+func (n *Net) Connected(a, b *Host) bool { return a.linked(b) }
+
+func (h *Host) linked(o *Host) bool {
+	w := int(o.idx >> 6)
+	return w < len(h.conns) && h.conns[w]&(1<<(o.idx&63)) != 0
+}
+
+func (h *Host) setLink(o *Host, on bool) {
+	w := int(o.idx >> 6)
+	if w >= len(h.conns) {
+		if !on {
+			return
+		}
+		h.conns = append(h.conns, make([]uint64, w+1-len(h.conns))...)
+	}
+	if on {
+		h.conns[w] |= 1 << (o.idx & 63)
+	} else {
+		h.conns[w] &^= 1 << (o.idx & 63)
+	}
+}
+
+// linkKey names the link from one host to another in Net.lastDeliver.
+func linkKey(from, to *Host) uint64 { return uint64(from.idx)<<32 | uint64(to.idx) }
 
 // Input delivers an input to a host now.
 func (n *Net) Input(h *Host, in core.Input) { n.step(h, in) }
 
 // At schedules f at virtual time t.
-func (n *Net) At(t time.Time, f func()) { n.at(t, f) }
-
-func (n *Net) at(t time.Time, f func()) {
-	n.seq++
-	heap.Push(&n.q, &event{at: t, seq: n.seq, f: f})
+func (n *Net) At(t time.Time, f func()) {
+	n.push(int64(t.Sub(Epoch)), event{kind: evFunc, f: f})
 }
 
 // RunUntil processes events up to and including time t.
 func (n *Net) RunUntil(t time.Time) {
-	for n.q.Len() > 0 && !n.q[0].at.After(t) {
-		e := heap.Pop(&n.q).(*event)
-		n.Now = e.at
-		e.f()
+	end := int64(t.Sub(Epoch))
+	for len(n.q) > 0 && n.q[0].at <= end {
+		top := n.pop()
+		n.now, n.Now = top.at, Epoch.Add(time.Duration(top.at))
+		if top.data&wakeBit != 0 {
+			d := top.data
+			from, peer := n.order[d>>wakeShift&wakeMask], n.order[d>>(2*wakeShift)&wakeMask]
+			n.dialWake(from, int32(d&wakeMask), peer.ID)
+			continue
+		}
+		slot := int32(top.data)
+		e := n.evs[slot]
+		n.evs[slot] = event{}
+		n.free = append(n.free, slot)
+		switch e.kind {
+		case evFunc:
+			e.f()
+		case evTick:
+			n.tick(e.from, e.inc)
+		case evDeliver:
+			n.deliver(&e)
+		case evRefused, evDialed:
+			n.dialed(&e)
+		}
 	}
-	n.Now = t
+	n.now, n.Now = end, t
+	// Give back the room of a burst (the start-up's dials).
+	if c := cap(n.q); c > 1<<16 && len(n.q) < c/8 {
+		n.q = append(make([]qent, 0, 2*len(n.q)), n.q...)
+	}
 }
 
 // Run advances the virtual clock by d.
 func (n *Net) Run(d time.Duration) { n.RunUntil(n.Now.Add(d)) }
 
+type evKind uint8
+
+const (
+	evFunc    evKind = iota // f
+	evTick                  // from's tick (inc)
+	evDeliver               // msg from from (inc) to to (toInc)
+	evRefused               // from's (inc) attempt on to is refused
+	evDialed                // from's (inc) attempt on to (toInc) is answered
+)
+
+// event is a scheduled action; the fields its kind uses are set.
 type event struct {
-	at  time.Time
-	seq uint64
-	f   func()
+	from, to   *Host
+	msg        core.Msg
+	f          func()
+	rtt        time.Duration
+	inc, toInc int32
+	kind       evKind
 }
 
-type eventQueue []*event
+// qent is an event in the queue: events run by time, then in the order
+// they were scheduled (seq). data is the event's slot in Net.evs, or,
+// with wakeBit, a dial wake-up: the dialer's incarnation and the indices
+// of dialer and peer (wakeShift bits each), as there are many.
+type qent struct {
+	at   int64 // ns since Epoch
+	seq  uint64
+	data uint64
+}
 
-func (q eventQueue) Len() int { return len(q) }
-func (q eventQueue) Less(i, j int) bool {
-	if q[i].at.Equal(q[j].at) {
-		return q[i].seq < q[j].seq
+const (
+	wakeBit   = 1 << 63
+	wakeShift = 21
+	wakeMask  = 1<<wakeShift - 1
+)
+
+// wake schedules from's wake-up at the timeout of its dial of peer.
+func (n *Net) wake(at int64, from *Host, peer announce.NodeID) {
+	inc := from.incarnate
+	if to, ok := n.hosts[peer]; ok && from.idx <= wakeMask && to.idx <= wakeMask && inc <= wakeMask {
+		n.enqueue(at, wakeBit|uint64(to.idx)<<(2*wakeShift)|uint64(from.idx)<<wakeShift|uint64(inc))
+		return
 	}
-	return q[i].at.Before(q[j].at)
+	n.push(at, event{kind: evFunc, f: func() { n.dialWake(from, inc, peer) }})
 }
-func (q eventQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *eventQueue) Push(x any)   { *q = append(*q, x.(*event)) }
-func (q *eventQueue) Pop() any {
-	old := *q
-	e := old[len(old)-1]
-	*q = old[:len(old)-1]
-	return e
+
+// dialWake steps a dialer whose dial of peer is still on when it is due
+// to time out: ticks may be coarse.
+func (n *Net) dialWake(from *Host, inc int32, peer announce.NodeID) {
+	if from.incarnate == inc && from.dials[peer] {
+		n.step(from, core.Tick{})
+	}
+}
+
+func (a qent) less(b qent) bool { return a.at < b.at || a.at == b.at && a.seq < b.seq }
+
+// push schedules e at (ns since Epoch).
+func (n *Net) push(at int64, e event) {
+	var slot int32
+	if k := len(n.free); k > 0 {
+		slot = n.free[k-1]
+		n.free = n.free[:k-1]
+		n.evs[slot] = e
+	} else {
+		slot = int32(len(n.evs))
+		n.evs = append(n.evs, e)
+	}
+	n.enqueue(at, uint64(slot))
+}
+
+// enqueue adds an event to the queue, a 4-ary heap.
+func (n *Net) enqueue(at int64, data uint64) {
+	n.seq++
+	x := qent{at: at, seq: n.seq, data: data}
+	q := append(n.q, x)
+	i := len(q) - 1
+	for i > 0 {
+		p := (i - 1) / 4
+		if !x.less(q[p]) {
+			break
+		}
+		q[i] = q[p]
+		i = p
+	}
+	q[i] = x
+	n.q = q
+}
+
+// pop removes the first event of the queue.
+func (n *Net) pop() qent {
+	q := n.q
+	top := q[0]
+	last := len(q) - 1
+	x := q[last]
+	q = q[:last]
+	n.q = q
+	if last == 0 {
+		return top
+	}
+	i := 0
+	for {
+		c := 4*i + 1
+		if c >= last {
+			break
+		}
+		m := c
+		for k := c + 1; k < min(c+4, last); k++ {
+			if q[k].less(q[m]) {
+				m = k
+			}
+		}
+		if !q[m].less(x) {
+			break
+		}
+		q[i] = q[m]
+		i = m
+	}
+	q[i] = x
+	return top
 }
 
 // String names a host for messages.

@@ -12,8 +12,8 @@ func groupsOf(t *testing.T, r *runner, when string) map[int]int {
 	out := map[int]int{}
 	for _, h := range r.net.Hosts() {
 		out[h.group]++
-		for id := range h.conns {
-			if o := r.net.hosts[id]; o.group != h.group {
+		for _, o := range r.net.peers(h, nil) {
+			if o.group != h.group {
 				t.Errorf("%s: %s (group %d) is connected to %s (group %d)", when, h, h.group, o, o.group)
 			}
 		}
