@@ -146,7 +146,7 @@ type runner struct {
 	joined                   map[announce.NodeID]time.Time
 	joinedOrder              []*Host
 	known                    map[announce.NodeID]map[announce.NodeID]time.Time // server -> client -> first known
-	forgotSeq                map[[2]announce.NodeID]int64
+	forgotSeq                map[uint64]int64                                  // by linkKey(node, server)
 	firstStart, lastStart    map[*Host]time.Time
 	firstStop                map[*Host]time.Time
 	upTotal                  time.Duration // running time of the incarnations that stopped
@@ -206,7 +206,7 @@ func newRunner(sc *Scenario, opt Options) (*runner, error) {
 		pick:     rand.New(rand.NewPCG(seed^0x5ce7a210c0ffee, seed+1)),
 		departed: map[announce.NodeID]time.Time{}, lastHeld: map[announce.NodeID]time.Time{},
 		joined: map[announce.NodeID]time.Time{}, known: map[announce.NodeID]map[announce.NodeID]time.Time{},
-		forgotSeq: map[[2]announce.NodeID]int64{}, isClientHost: map[*Host]bool{},
+		forgotSeq: map[uint64]int64{}, isClientHost: map[*Host]bool{},
 		firstStart: map[*Host]time.Time{}, lastStart: map[*Host]time.Time{}, firstStop: map[*Host]time.Time{},
 		joinAudience: map[announce.NodeID][]*Host{},
 		restarts:     map[*Host]time.Time{}, clientJoins: map[*Host]time.Time{}, startup: -1, clientJoin: -1,
@@ -388,12 +388,8 @@ func (r *runner) choose(hs []*Host, e Event, keep func(*Host) bool) []*Host {
 	n = min(n, len(pool))
 	r.pick.Shuffle(len(pool), func(i, j int) { pool[i], pool[j] = pool[j], pool[i] })
 	out := pool[:n]
-	slices.SortFunc(out, func(a, b *Host) int { return r.index(a) - r.index(b) })
+	slices.SortFunc(out, func(a, b *Host) int { return int(a.idx - b.idx) })
 	return out
-}
-
-func (r *runner) index(h *Host) int {
-	return slices.Index(r.net.Hosts(), h)
 }
 
 func (r *runner) liveServer(h *Host) bool {
@@ -550,24 +546,27 @@ func (r *runner) onEvent(h *Host, e core.Event) {
 				a.known[h] = now
 			}
 		}
-		if seq, ok := r.forgotSeq[[2]announce.NodeID{h.ID, e.Peer}]; ok {
-			got, _ := e.Fact("seqnum")
-			if n, err := strconv.ParseInt(got, 10, 64); err == nil && n <= seq {
-				r.m.Resurrections++
+		if o, ok := r.net.HostByID(e.Peer); ok && len(r.forgotSeq) > 0 {
+			if seq, ok := r.forgotSeq[linkKey(h, o)]; ok {
+				got, _ := e.Fact("seqnum")
+				if n, err := strconv.ParseInt(got, 10, 64); err == nil && n <= seq {
+					r.m.Resurrections++
+				}
+				delete(r.forgotSeq, linkKey(h, o))
 			}
-			delete(r.forgotSeq, [2]announce.NodeID{h.ID, e.Peer})
 		}
 		r.checkHost(h)
 	case core.EvForgot:
-		if o, ok := r.net.HostByID(e.Peer); ok && r.liveServer(o) {
+		o, known := r.net.HostByID(e.Peer)
+		if known && r.liveServer(o) {
 			r.m.FalseForgets++
 		}
 		if a, ok := r.away[e.Peer]; ok {
 			a.forgot[h.ID] = true
 		}
 		got, _ := e.Fact("seqnum")
-		if n, err := strconv.ParseInt(got, 10, 64); err == nil {
-			r.forgotSeq[[2]announce.NodeID{h.ID, e.Peer}] = n
+		if n, err := strconv.ParseInt(got, 10, 64); err == nil && known {
+			r.forgotSeq[linkKey(h, o)] = n
 		}
 	case core.EvEvicted:
 		r.m.Evictions++
