@@ -548,9 +548,23 @@ func (n *Net) RunUntil(t time.Time) {
 		}
 	}
 	n.now, n.Now = end, t
-	// Give back the room of a burst (the start-up's dials).
+	n.shrink()
+}
+
+// shrink gives back the room of a burst of events (the start-up's).
+func (n *Net) shrink() {
 	if c := cap(n.q); c > 1<<16 && len(n.q) < c/8 {
 		n.q = append(make([]qent, 0, 2*len(n.q)), n.q...)
+	}
+	if c := cap(n.evs); c > 1<<16 && len(n.evs)-len(n.free) < c/8 {
+		evs := make([]event, 0, 2*(len(n.evs)-len(n.free)))
+		for i, x := range n.q {
+			if x.data&wakeBit == 0 {
+				evs = append(evs, n.evs[x.data])
+				n.q[i].data = uint64(len(evs) - 1)
+			}
+		}
+		n.evs, n.free = evs, nil
 	}
 }
 
