@@ -57,7 +57,7 @@ func (n *Node) recordsOf(id announce.NodeID) []*announce.Announcement {
 	if !ok {
 		return nil
 	}
-	for _, svc := range p.held {
+	for _, svc := range p.held() {
 		if a, ok := n.store.Get(records.Key{Service: svc, ID: id}); ok {
 			out = append(out, a)
 		}

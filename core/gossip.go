@@ -45,7 +45,7 @@ func (n *Node) plainEntries(from uint64, to announce.NodeID) []logEntry {
 		if !ok {
 			continue
 		}
-		for _, svc := range p.indexed {
+		for _, svc := range p.indexed() {
 			k := records.Key{Service: svc, ID: id}
 			if v := n.verOf[k]; v > from {
 				es = append(es, logEntry{v, k})
@@ -498,7 +498,7 @@ func (n *Node) dropMeta(k records.Key) {
 	}
 	delete(n.meta, k)
 	if p, ok := n.peers[k.ID]; ok {
-		p.held = dropSvc(p.held, k.Service)
+		p.editKeys().held = dropSvc(p.held(), k.Service)
 	}
 	n.unindex(k)
 	if n.perSrc[m.source]--; n.perSrc[m.source] <= 0 {

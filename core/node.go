@@ -531,7 +531,7 @@ func (n *Node) index(k records.Key) uint64 {
 	n.ver++
 	if _, ok := n.verOf[k]; !ok {
 		p := n.peer(k.ID)
-		p.indexed = addSvc(p.indexed, k.Service)
+		p.editKeys().indexed = addSvc(p.indexed(), k.Service)
 	}
 	n.verOf[k] = n.ver
 	n.notePlain(k.ID)
@@ -555,7 +555,7 @@ func (n *Node) unindex(k records.Key) {
 	}
 	delete(n.verOf, k)
 	if p, ok := n.peers[k.ID]; ok {
-		p.indexed = dropSvc(p.indexed, k.Service)
+		p.editKeys().indexed = dropSvc(p.indexed(), k.Service)
 	}
 }
 
@@ -579,7 +579,7 @@ func dropSvc(svcs []string, svc string) []string {
 func (n *Node) setMeta(k records.Key, m *recMeta) {
 	if _, ok := n.meta[k]; !ok {
 		p := n.peer(k.ID)
-		p.held = addSvc(p.held, k.Service)
+		p.editKeys().held = addSvc(p.held(), k.Service)
 	}
 	n.meta[k] = m
 }

@@ -50,27 +50,53 @@ type History struct {
 // peer is History plus what lives only while the process runs.
 type peer struct {
 	History
-	connected      bool
 	connectedSince Elapsed
 	connSinceWall  time.Time
-	dialing        bool
 	dialDeadline   Elapsed
 	nextDial       Elapsed
-	failedThisRun  bool
-	fresh          bool    // a new seqnum arrived in this run
-	firstSight     bool    // ...and it was only the first record heard of it
-	vouched        bool    // a dialling node passes it on before reaching it (FirstSightBudget)
-	freshAt        Elapsed // when
+	freshAt        Elapsed // when fresh
 	freshWall      time.Time
-	records        int // held records of this ID
-	bootstrap      bool
+	records        int     // held records of this ID
 	deferred       string  // last R4 deferral reason reported
 	lastRecv       Elapsed // last message from it in this run; 0 with lastRecvWall zero: none
 	lastRecvWall   time.Time
-	hostedHere     bool // a local publisher of it is connected (hosting)
-	// The services of its held records (meta) and of its keys in the
-	// change index (verOf), sorted: lookups by ID scan no table.
+	keys           *peerKeys // nil: none
+	// Flags together, so they pack (a server holds one peer per client).
+	connected     bool
+	dialing       bool
+	failedThisRun bool
+	fresh         bool // a new seqnum arrived in this run
+	firstSight    bool // ...and it was only the first record heard of it
+	vouched       bool // a dialling node passes it on before reaching it (FirstSightBudget)
+	bootstrap     bool
+	hostedHere    bool // a local publisher of it is connected (hosting)
+}
+
+// peerKeys are the services of a peer's held records (meta) and of its
+// keys in the change index (verOf), sorted: lookups by ID scan no table.
+type peerKeys struct {
 	held, indexed []string
+}
+
+func (p *peer) held() []string {
+	if p.keys == nil {
+		return nil
+	}
+	return p.keys.held
+}
+
+func (p *peer) indexed() []string {
+	if p.keys == nil {
+		return nil
+	}
+	return p.keys.indexed
+}
+
+func (p *peer) editKeys() *peerKeys {
+	if p.keys == nil {
+		p.keys = &peerKeys{}
+	}
+	return p.keys
 }
 
 func newPeer(id announce.NodeID, e Elapsed, wall time.Time) *peer {
