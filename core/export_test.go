@@ -11,3 +11,11 @@ import (
 func (n *Node) DialTimeout(id announce.NodeID) time.Duration { return n.dialTimeoutFor(id) }
 func (n *Node) GossipLinks() (mine, all int)                 { return n.gossipLinks() }
 func (n *Node) Sources() map[announce.NodeID]int             { return n.sources() }
+
+// Cursor is how far this node has seen id's index.
+func (n *Node) Cursor(id announce.NodeID) uint64 {
+	if l := n.links[id]; l != nil {
+		return l.cursor
+	}
+	return 0
+}

@@ -161,11 +161,45 @@ func (n *Node) pushDigests() {
 		d := n.digest(l.scanned, l)
 		d.From = l.sentTo
 		l.scanned = d.To
-		if len(d.Items) > 0 {
-			n.send(l, d)
-			l.sentTo = d.To
+		if len(d.Items) == 0 {
+			continue
 		}
+		if o, ok := n.own(l, d); ok {
+			n.send(l, o)
+		} else {
+			n.send(l, d)
+		}
+		l.sentTo = d.To
 	}
+}
+
+// own turns a plain link's digest that names only this node's own
+// records into an Own push of them, within the fetch bounds.
+func (n *Node) own(l *link, d Digest) (Own, bool) {
+	if n.cfg.GossipDegree == 0 || l.inGlinks || d.More || len(d.Items) > n.cfg.MaxFetchItems {
+		return Own{}, false
+	}
+	o := Own{Epoch: d.Epoch, From: d.From, To: d.To, Recs: make([]announce.Signed, 0, len(d.Items))}
+	size := 0
+	for _, it := range d.Items {
+		if it.ID != n.id {
+			return Own{}, false
+		}
+		k := it.Key()
+		var s announce.Signed
+		if a, ok := n.store.Get(k); ok {
+			s = a.Signed
+		} else if t, ok := n.store.Tombstone(k); ok {
+			s = t.Last
+		} else {
+			return Own{}, false
+		}
+		if size += len(s.Msg) + len(s.Sig) + len(s.Key); size > MaxMsgBytes/2 {
+			return Own{}, false
+		}
+		o.Recs = append(o.Recs, s)
+	}
+	return o, true
 }
 
 func (n *Node) onReceived(from announce.NodeID, m Msg) {
@@ -198,6 +232,45 @@ func (n *Node) onReceived(from announce.NodeID, m Msg) {
 		n.onFetch(l, m)
 	case Records:
 		n.onRecords(l, m)
+	case Own:
+		n.onOwn(l, m)
+	}
+}
+
+// onOwn admits the sender's own records pushed whole, under the link's
+// token bucket, and moves the cursor as a digest would. A record signed
+// by another node was not the sender's to push: it is dropped.
+func (n *Node) onOwn(l *link, m Own) {
+	if m.Epoch != l.theirEpoch {
+		l.theirEpoch, l.cursor = m.Epoch, 0
+	}
+	gap := m.From > l.cursor
+	n.refill(l)
+	limited, foreign := 0, 0
+	for _, s := range m.Recs {
+		switch {
+		case announce.NodeID(s.Key) != l.id:
+			foreign++
+		case l.tokens < 1 && !n.cfg.Variant.NoCaps:
+			limited++
+		default:
+			l.tokens--
+			n.admit(s, l.id)
+		}
+	}
+	if foreign > 0 {
+		n.emit(Event{Kind: EvUnsolicited, Peer: l.id, Reason: "not-own", Facts: facts("dropped", foreign)})
+	}
+	if limited > 0 {
+		// The next round asks from the cursor, which stays put.
+		n.emit(Event{Kind: EvRateLimited, Peer: l.id, Reason: "token-bucket",
+			Facts: facts("dropped", limited, "rate_per_s", n.cfg.RecordRate, "burst", n.cfg.RecordBurst)})
+		l.lastSync = n.elapsed
+		n.scheduleSync(l)
+		return
+	}
+	if !gap {
+		l.cursor = max(l.cursor, m.To)
 	}
 }
 

@@ -14,6 +14,7 @@ const (
 	TypeDigest  MsgType = 2 // ids of changed records (reply or push)
 	TypeFetch   MsgType = 3 // ask for full records
 	TypeRecords MsgType = 4 // full signed records
+	TypeOwn     MsgType = 5 // the sender's own changed records, pushed whole
 )
 
 // Msg is a protocol message. The transport encodes it (see package wire),
@@ -66,10 +67,23 @@ type Records struct {
 	Recs []announce.Signed
 }
 
+// Own pushes the sender's own records that changed, whole, over a link
+// that carries only its two ends' own records (a plain link): one message
+// where a digest, a fetch and the records would be three. Like a digest
+// it covers the sender's index in (From, To], so the receiver's cursor
+// moves on. The receiver admits only records signed by the sender.
+type Own struct {
+	Epoch uint64
+	From  uint64
+	To    uint64
+	Recs  []announce.Signed
+}
+
 func (SyncReq) Type() MsgType { return TypeSyncReq }
 func (Digest) Type() MsgType  { return TypeDigest }
 func (Fetch) Type() MsgType   { return TypeFetch }
 func (Records) Type() MsgType { return TypeRecords }
+func (Own) Type() MsgType     { return TypeOwn }
 
 // MaxMsgBytes bounds the encoded size of a digest the core builds, well
 // under the transport's frame limit (wire.MaxFrame, 2 MiB), whatever the

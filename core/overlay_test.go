@@ -130,3 +130,64 @@ func TestFreshSeqnumEndsBackoff(t *testing.T) {
 		t.Fatal("a new seqnum did not make the waiting dial due")
 	}
 }
+
+// A server pushes its own re-signed record whole over a plain link: one
+// Own message, not a digest, a fetch and the records. The receiver admits
+// it and moves its cursor; an Own push of a record signed by anyone but
+// the sender is dropped, with a reason.
+func TestOwnPushOverPlainLink(t *testing.T) {
+	srv := newNode(t, "srv", core.TestConfig(), "storage")
+	cl := newNode(t, "cl", core.TestConfig())
+	srv.Step(t0, core.Connected{Peer: cl.ID(), Inbound: true})
+	srv.Ready()
+	srv.Step(t0, core.Persisted{Counter: 1})
+	srv.Ready()
+	srv.Step(t0, core.Received{From: cl.ID(), Msg: core.SyncReq{}}) // not a neighbour: a plain link
+	first := srv.Ready().Messages
+	if len(first) != 1 {
+		t.Fatalf("answer to the sync request: %+v, want one digest", first)
+	}
+	if srv.GossipsWith(cl.ID()) {
+		t.Fatal("the server gossips over an inbound link the client did not choose")
+	}
+
+	svc := announce.Template{Service: announce.Service{Name: "storage"}, Locators: []string{sim.Locator(srv.ID())}}
+	srv.Step(t0, core.SetServices{Services: []announce.Template{svc}})
+	srv.Ready()
+	srv.Step(t0, core.Persisted{Counter: 2})
+	var own []core.Own
+	for _, m := range srv.Ready().Messages {
+		switch msg := m.Msg.(type) {
+		case core.Own:
+			own = append(own, msg)
+		case core.Digest:
+			t.Fatalf("a digest went over the plain link: %+v", msg)
+		}
+	}
+	if len(own) != 1 || len(own[0].Recs) != 1 || own[0].To <= own[0].From {
+		t.Fatalf("pushes after the re-sign: %+v, want one Own with the record", own)
+	}
+
+	cl.Step(t0, core.Connected{Peer: srv.ID()})
+	cl.Step(t0, core.Received{From: srv.ID(), Msg: first[0].Msg})
+	cl.Ready()
+	cl.Step(t0, core.Received{From: srv.ID(), Msg: own[0]})
+	if !cl.Holds(srv.ID()) {
+		t.Fatal("the client did not admit the pushed record")
+	}
+	if got := cl.Cursor(srv.ID()); got != own[0].To {
+		t.Fatalf("cursor %d after the push, want %d", got, own[0].To)
+	}
+
+	other := newNode(t, "other", core.TestConfig())
+	x := sim.KeyFor("x", 7).ID()
+	other.Step(t0, core.Connected{Peer: x})
+	other.Ready()
+	other.Step(t0, core.Received{From: x, Msg: own[0]})
+	if other.Holds(srv.ID()) {
+		t.Fatal("a record pushed by a node other than its signer was admitted")
+	}
+	if !hasEvent(other.Ready().Events, core.EvUnsolicited, "not-own") {
+		t.Fatal("dropping another node's record in an Own push was not explained")
+	}
+}

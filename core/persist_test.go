@@ -23,14 +23,22 @@ func ownItems(t *testing.T, n *core.Node, msgs []core.Envelope) (digests []core.
 				}
 			}
 		case core.Records:
-			for _, s := range m.Recs {
-				if a, err := announce.ParseUnverified(s); err == nil && a.ID == n.ID() {
-					seqs = append(seqs, a.Seqnum)
-				}
-			}
+			seqs = append(seqs, ownSeqs(n, m.Recs)...)
+		case core.Own: // a push of own records: a digest, for the cursor
+			digests = append(digests, core.Digest{Epoch: m.Epoch, From: m.From, To: m.To})
+			seqs = append(seqs, ownSeqs(n, m.Recs)...)
 		}
 	}
 	return digests, seqs
+}
+
+func ownSeqs(n *core.Node, recs []announce.Signed) (seqs []int64) {
+	for _, s := range recs {
+		if a, err := announce.ParseUnverified(s); err == nil && a.ID == n.ID() {
+			seqs = append(seqs, a.Seqnum)
+		}
+	}
+	return seqs
 }
 
 // Until the driver acknowledges the counter (Persisted), the core sends

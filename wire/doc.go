@@ -20,6 +20,7 @@
 //	            item = service str | id | seqnum varint | hash u64 | ver uvarint
 //	3 Fetch     n uvarint | n × (service str | id)
 //	4 Records   n uvarint | n × (msg str | sig str | key str)
+//	5 Own       epoch u64 | from u64 | to u64 | n uvarint | n × (msg str | sig str | key str)
 //	16 Ping     nonce u64
 //	17 Pong     nonce u64 (the ping's)
 //	18 Redeem       secret 16 bytes (an invite's)
@@ -28,10 +29,10 @@
 //	20 RedeemOffer    grid id | n uvarint | n × cert str (the inviter's chain)
 //	21 RedeemConfirm  accept bool
 //
-// Types 1-4 are the protocol's (core.Msg); 16 and up belong to the
+// Types 1-5 are the protocol's (core.Msg); 16 and up belong to the
 // connection or to joining (18-21: handled by the daemon) and never
 // reach the core. The list is append-only: a number
-// is never reused or renumbered; 5-15 are left for protocol messages.
+// is never reused or renumbered; 6-15 are left for protocol messages.
 // A change of layout is a new version byte, not a new meaning of a type.
 //
 // The encoding is canonical: Decode refuses anything Append would not

@@ -106,6 +106,8 @@ func TypeName(t core.MsgType) string {
 		return "fetch"
 	case core.TypeRecords:
 		return "records"
+	case core.TypeOwn:
+		return "own"
 	case TypePing:
 		return "ping"
 	case TypePong:
@@ -259,6 +261,11 @@ func (e *encoder) msg(m core.Msg) {
 		}
 	case core.Records:
 		e.records(m.Recs)
+	case core.Own:
+		e.u64(m.Epoch)
+		e.u64(m.From)
+		e.u64(m.To)
+		e.records(m.Recs)
 	case Ping:
 		e.u64(m.Nonce)
 	case Pong:
@@ -361,6 +368,13 @@ func (e *encoder) check(m core.Msg) *Error {
 			}
 		}
 	case core.Records:
+		if len(m.Recs) > MaxRecords {
+			return e.fail(ReasonTooMany, "recs", "%d, limit %d", len(m.Recs), MaxRecords)
+		}
+		if err := e.checkRecords("recs", m.Recs); err != nil {
+			return err
+		}
+	case core.Own:
 		if len(m.Recs) > MaxRecords {
 			return e.fail(ReasonTooMany, "recs", "%d, limit %d", len(m.Recs), MaxRecords)
 		}
@@ -577,19 +591,18 @@ func (d *decoder) msg() core.Msg {
 		}
 		return m
 	case core.TypeRecords:
-		var m core.Records
-		n := d.count("recs", MaxRecords, minRecord)
-		if n > 0 {
-			m.Recs = make([]announce.Signed, n)
+		recs, ok := d.recs()
+		if !ok {
+			return nil
 		}
-		d.list = "recs"
-		for i := range n {
-			d.idx = i
-			m.Recs[i] = d.record()
-			if d.err != nil {
-				return nil
-			}
+		return core.Records{Recs: recs}
+	case core.TypeOwn:
+		m := core.Own{Epoch: d.u64("epoch"), From: d.u64("from"), To: d.u64("to")}
+		recs, ok := d.recs()
+		if !ok {
+			return nil
 		}
+		m.Recs = recs
 		return m
 	case TypePing:
 		return Ping{Nonce: d.u64("nonce")}
@@ -635,6 +648,24 @@ func (d *decoder) msg() core.Msg {
 	}
 	d.fail(ReasonType, "type", 1, "unknown message type %d", d.typ)
 	return nil
+}
+
+// recs reads a list of signed records.
+func (d *decoder) recs() ([]announce.Signed, bool) {
+	n := d.count("recs", MaxRecords, minRecord)
+	var recs []announce.Signed
+	if n > 0 {
+		recs = make([]announce.Signed, n)
+	}
+	d.list = "recs"
+	for i := range n {
+		d.idx = i
+		recs[i] = d.record()
+		if d.err != nil {
+			return nil, false
+		}
+	}
+	return recs, d.err == nil
 }
 
 // record reads one signed record; the core verifies its strings.

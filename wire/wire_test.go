@@ -53,6 +53,8 @@ func samples(t testing.TB) []core.Msg {
 		core.Fetch{Keys: []records.Key{{Service: "storage", ID: id}, {Service: "x", ID: testKey(t, 2).ID()}}},
 		core.Records{},
 		core.Records{Recs: []announce.Signed{rec, {}, {Msg: strings.Repeat("m", 300), Sig: "s", Key: "k"}}},
+		core.Own{},
+		core.Own{Epoch: math.MaxUint64, From: 1 << 40, To: 1<<40 + 2, Recs: []announce.Signed{rec}},
 		wire.Ping{},
 		wire.Ping{Nonce: 42},
 		wire.Pong{Nonce: math.MaxUint64},
@@ -111,7 +113,7 @@ func randCerts(r *rand.Rand, max int) []string {
 
 // randMsg returns a random message of every type Encode knows.
 func randMsg(r *rand.Rand) core.Msg {
-	switch r.IntN(10) {
+	switch r.IntN(11) {
 	case 0:
 		return core.SyncReq{Epoch: randUint(r), Cursor: randUint(r), Neighbour: r.IntN(2) == 1}
 	case 1:
@@ -146,6 +148,8 @@ func randMsg(r *rand.Rand) core.Msg {
 		return wire.RedeemReply{Reason: randASCII(r, 20), Chain: randCerts(r, 3), Revocations: randCerts(r, 3), Records: randRecords(r, 3)}
 	case 8:
 		return wire.RedeemOffer{Grid: idFrom(r), Chain: randCerts(r, 3)}
+	case 9:
+		return core.Own{Epoch: r.Uint64(), From: randUint(r), To: randUint(r), Recs: randRecords(r, 4)}
 	default:
 		return wire.RedeemConfirm{Accept: r.IntN(2) == 1}
 	}
@@ -210,6 +214,7 @@ func TestLayout(t *testing.T) {
 			cat([]byte{1, 2}, u64(1), u64(2), u64(3), []byte{1, 1, 1, 's'}, pub, []byte{3}, u64(5), []byte{0xac, 0x02})},
 		{core.Fetch{Keys: []records.Key{{Service: "ab", ID: k.ID()}}}, cat([]byte{1, 3, 1, 2, 'a', 'b'}, pub)},
 		{core.Records{Recs: []announce.Signed{{Msg: "m", Sig: "", Key: "kk"}}}, []byte{1, 4, 1, 1, 'm', 0, 2, 'k', 'k'}},
+		{core.Own{Epoch: 1, From: 2, To: 3, Recs: []announce.Signed{{Msg: "m", Sig: "", Key: "kk"}}}, cat([]byte{1, 5}, u64(1), u64(2), u64(3), []byte{1, 1, 'm', 0, 2, 'k', 'k'})},
 		{wire.Ping{Nonce: 7}, cat([]byte{1, 16}, u64(7))},
 		{wire.Pong{Nonce: 7}, cat([]byte{1, 17}, u64(7))},
 		{wire.RedeemOffer{Grid: k.ID(), Chain: []string{"c"}}, cat([]byte{1, 20}, pub, []byte{1, 1, 'c'})},
@@ -236,7 +241,8 @@ func TestDecodeErrors(t *testing.T) {
 		{"", wire.ReasonTruncated, "version", 0},
 		{"\x02\x01", wire.ReasonVersion, "version", 0},
 		{"\x01", wire.ReasonTruncated, "type", 1},
-		{"\x01\x05", wire.ReasonType, "type", 1},
+		{"\x01\x06", wire.ReasonType, "type", 1},
+		{"\x01\x05", wire.ReasonTruncated, "epoch", 2},
 		{"\x01\x00", wire.ReasonType, "type", 1},
 		{"\x01\x01" + strings.Repeat("\x00", 15), wire.ReasonTruncated, "cursor", 10},
 		{"\x01\x01" + strings.Repeat("\x00", 16), wire.ReasonTruncated, "neighbour", 18},
@@ -294,6 +300,8 @@ func TestEncodeErrors(t *testing.T) {
 		{core.Digest{Items: many}, wire.ReasonTooMany, "items"},
 		{core.Fetch{Keys: make([]records.Key, wire.MaxFetchKeys+1)}, wire.ReasonTooMany, "keys"},
 		{core.Records{Recs: make([]announce.Signed, wire.MaxRecords+1)}, wire.ReasonTooMany, "recs"},
+		{core.Own{Recs: make([]announce.Signed, wire.MaxRecords+1)}, wire.ReasonTooMany, "recs"},
+		{core.Own{Recs: []announce.Signed{{Key: strings.Repeat("k", wire.MaxKeyLen+1)}}}, wire.ReasonTooLong, "recs[0].key"},
 		{core.Digest{Items: []core.Item{{Service: "s", ID: id}, {Service: "s", ID: "v0-nope"}}}, wire.ReasonBadID, "items[1].id"},
 		{core.Fetch{Keys: []records.Key{{Service: "s", ID: ""}}}, wire.ReasonBadID, "keys[0].id"},
 		{core.Fetch{Keys: []records.Key{{Service: "s", ID: announce.NodeID(strings.ToUpper(string(id)))}}}, wire.ReasonBadID, "keys[0].id"},

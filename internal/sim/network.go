@@ -50,7 +50,7 @@ type Host struct {
 	group     int                      // partition group; hosts in different groups cannot talk
 	BytesOut  uint64
 	MsgsOut   uint64
-	RecsOut   uint64 // signed records sent (in Records messages)
+	RecsOut   uint64 // signed records sent (in Records and Own messages)
 	incarnate int32  // bumped on every start, so stale ticks are ignored
 	idx       int32  // index in Net.order
 	// failWrites: the disk is full (FailWrites); the counter is not
@@ -361,8 +361,11 @@ func (n *Net) send(from *Host, env core.Envelope) {
 	}
 	from.BytesOut += uint64(wire.Size(env.Msg))
 	from.MsgsOut++
-	if recs, ok := env.Msg.(core.Records); ok {
-		from.RecsOut += uint64(len(recs.Recs))
+	switch m := env.Msg.(type) {
+	case core.Records:
+		from.RecsOut += uint64(len(m.Recs))
+	case core.Own:
+		from.RecsOut += uint64(len(m.Recs))
 	}
 	if n.Loss > 0 && n.rng.Float64() < n.Loss {
 		n.dropConn(from, to, "reset")
