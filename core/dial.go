@@ -24,16 +24,16 @@ func (n *Node) onConnected(in Connected) {
 		return
 	}
 	p.connected = true
-	p.connectedSince, p.connSinceWall = n.elapsed, n.wall
+	p.connectedSince = n.elapsed
 	p.LastConnected, p.LastConnectedWall = n.elapsed, n.wall
 	p.LastGood = n.elapsed
 	p.LastAttempt, p.LastAttemptWall = n.elapsed, n.wall
 	p.LastAttemptFailed, p.LastError, p.Failures = false, "", 0
-	p.deferred = ""
+	p.deferred = deferNone
 	// The neighbour asks for our index from its cursor; pushes start from
 	// here.
 	l := &link{id: in.Peer, p: p, inbound: in.Inbound, tokens: float64(n.cfg.RecordBurst), tokensAt: n.elapsed, vouchTokens: float64(n.cfg.FirstSightBudget), vouchAt: n.elapsed, sentTo: n.ver, scanned: n.ver}
-	n.links[in.Peer] = l
+	p.link = l
 	i, _ := slices.BinarySearchFunc(n.linkList, in.Peer, linkCmp)
 	n.linkList = slices.Insert(n.linkList, i, l)
 	if !in.Inbound {
@@ -74,7 +74,7 @@ func (n *Node) onDisconnected(id announce.NodeID, errText string) {
 	p.closeInterval(n.elapsed)
 	p.LastGood = n.elapsed
 	p.LastConnected, p.LastConnectedWall = n.elapsed, n.wall
-	if l := n.links[id]; l != nil {
+	if l := p.link; l != nil {
 		l.closed = true
 		n.setGossip(l)
 		if !l.inbound {
@@ -86,7 +86,7 @@ func (n *Node) onDisconnected(id announce.NodeID, errText string) {
 		}
 	}
 	n.away[id] = struct{}{}
-	delete(n.links, id)
+	p.link = nil
 	if i, found := slices.BinarySearchFunc(n.linkList, id, linkCmp); found {
 		n.linkList = slices.Delete(n.linkList, i, i+1)
 	}
@@ -95,6 +95,7 @@ func (n *Node) onDisconnected(id announce.NodeID, errText string) {
 			delete(n.fetching, k)
 		}
 	}
+	n.fetchDone()
 	p.nextDial = n.elapsed.Add(n.jitter(n.cfg.BackoffBase))
 	n.nextDial = min(n.nextDial, p.nextDial)
 	n.ready.StateChanged = true

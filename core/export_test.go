@@ -14,7 +14,7 @@ func (n *Node) Sources() map[announce.NodeID]int             { return n.sources(
 
 // Cursor is how far this node has seen id's index.
 func (n *Node) Cursor(id announce.NodeID) uint64 {
-	if l := n.links[id]; l != nil {
+	if l := n.linkOf(id); l != nil {
 		return l.cursor
 	}
 	return 0

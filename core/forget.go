@@ -57,6 +57,18 @@ const (
 	reasonOperator = "operator"
 )
 
+// deferral is why R4 last put off forgetting a peer, as a code (a
+// server holds one peer per client); deferReasons names them.
+type deferral uint8
+
+const (
+	deferNone deferral = iota
+	deferQuorum
+	deferUntried
+)
+
+var deferReasons = [...]string{deferNone: "", deferQuorum: "not-enough-connections", deferUntried: "not-tried-since-start"}
+
 func (n *Node) forget() {
 	if n.cfg.Variant.Timestamp {
 		n.forgetByTimestamp()
@@ -77,18 +89,18 @@ func (n *Node) forget() {
 	q, c := n.Quorum(), n.ConnectedServers()
 	for _, p := range due {
 		gone := n.elapsed.Sub(p.LastGood).Round(time.Second)
-		defer_ := ""
+		defer_ := deferNone
 		switch {
 		case n.cfg.Variant.ForgetWhenIsolated:
 		case c < q:
-			defer_ = "not-enough-connections"
+			defer_ = deferQuorum
 		case n.wantsDialOrDialing(p) && !p.failedThisRun && !n.cfg.Variant.ForgetWithoutAttempt:
-			defer_ = "not-tried-since-start"
+			defer_ = deferUntried
 		}
-		if defer_ != "" {
+		if defer_ != deferNone {
 			if p.deferred != defer_ {
 				p.deferred = defer_
-				n.emit(Event{Kind: EvForgetDeferred, Peer: p.ID, Reason: defer_,
+				n.emit(Event{Kind: EvForgetDeferred, Peer: p.ID, Reason: deferReasons[defer_],
 					Facts: facts("gone_for", gone, "connected_servers", c, "quorum", q)})
 			}
 			continue

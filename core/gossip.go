@@ -140,7 +140,7 @@ func (n *Node) pushDigests() {
 		}
 	case len(n.plainDirty) > 0:
 		for id := range n.plainDirty {
-			if l := n.links[id]; l != nil && l.scanned < n.ver && !l.inGlinks {
+			if l := n.linkOf(id); l != nil && l.scanned < n.ver && !l.inGlinks {
 				plain = append(plain, l)
 			}
 		}
@@ -203,13 +203,13 @@ func (n *Node) own(l *link, d Digest) (Own, bool) {
 }
 
 func (n *Node) onReceived(from announce.NodeID, m Msg) {
-	l, ok := n.links[from]
-	if !ok {
+	l := n.linkOf(from)
+	if l == nil {
 		return // not connected: the driver delivered late
 	}
 	p := l.p
 	p.BytesIn += uint64(n.cfg.MsgSize(m))
-	p.lastRecv, p.lastRecvWall = n.elapsed, n.wall
+	p.lastRecv, p.lastRecvWall, p.received = n.elapsed, n.wall.UnixNano(), true
 	switch m := m.(type) {
 	case SyncReq:
 		if l.theirs != m.Neighbour {
@@ -300,6 +300,7 @@ func (n *Node) onDigest(l *link, d Digest) {
 		}
 		want = append(want, it.Key())
 		n.fetching[it.Key()] = &fetchState{from: l.id, seqnum: it.Seqnum, deadline: n.elapsed.Add(n.cfg.FetchTimeout)}
+		n.fetchPeak = max(n.fetchPeak, len(n.fetching))
 	}
 	for len(want) > 0 {
 		chunk := want[:min(len(want), n.cfg.MaxFetchItems)]
@@ -428,6 +429,7 @@ func (n *Node) admit(s announce.Signed, from announce.NodeID) {
 	k := records.Key{Service: a.ServiceName, ID: a.ID}
 	if f, ok := n.fetching[k]; ok && f.from == from {
 		delete(n.fetching, k)
+		n.fetchDone()
 	}
 	// Before makeRoom: a record refused anyway must not evict another.
 	if err := records.CheckSeqnum(a); err != nil {
@@ -489,7 +491,7 @@ func (n *Node) applyAdmitted(res records.Result, from announce.NodeID) {
 	}
 	if res.Outcome != records.Withdrawn {
 		first := res.Outcome == records.Added && p.records == 0 && p.LastConnected < 0 && !p.connected && k.ID != n.id
-		p.fresh, p.freshAt, p.freshWall, p.firstSight = true, n.elapsed, n.wall, first
+		p.fresh, p.freshAt, p.firstSight = true, n.elapsed, first
 		if first {
 			p.vouched = n.vouch(from, k)
 		}
@@ -666,7 +668,7 @@ func (n *Node) vouch(from announce.NodeID, k records.Key) bool {
 	if from == "" {
 		return true
 	}
-	l := n.links[from]
+	l := n.linkOf(from)
 	if l == nil {
 		return false
 	}
@@ -697,7 +699,7 @@ func (n *Node) relayLater(from announce.NodeID) bool {
 	if n.cfg.GossipDegree == 0 || from == "" || from == n.id {
 		return false
 	}
-	l := n.links[from]
+	l := n.linkOf(from)
 	return l != nil && !l.inGlinks
 }
 

@@ -208,14 +208,14 @@ type Node struct {
 	locs []string
 	rng  *rand.Rand
 
-	store    *records.Store
-	meta     map[records.Key]*recMeta
-	tombs    map[records.Key]*tombMeta
-	peers    map[announce.NodeID]*peer
-	links    map[announce.NodeID]*link
-	linkList []*link // sorted by ID
-	fetching map[records.Key]*fetchState
-	perSrc   map[announce.NodeID]int
+	store     *records.Store
+	meta      map[records.Key]*recMeta
+	tombs     map[records.Key]*tombMeta
+	peers     map[announce.NodeID]*peer
+	linkList  []*link // sorted by ID
+	fetching  map[records.Key]*fetchState
+	fetchPeak int // the most entries fetching held since it was made
+	perSrc    map[announce.NodeID]int
 	// away holds every peer not connected that has records or is a
 	// bootstrap (and maybe others: it is pruned as it is read), so dialing
 	// and forgetting look at those, not at every peer.
@@ -244,7 +244,8 @@ type Node struct {
 	pushedVer uint64
 	log       []logEntry
 	verOf     map[records.Key]uint64
-	oneItem   [1]Item // itemSize's digest
+	oneSvc    map[string][]string // shared lists of one service (addSvc)
+	oneItem   [1]Item             // itemSize's digest
 
 	elapsed    Elapsed
 	savedWall  time.Time
@@ -297,13 +298,13 @@ func New(cfg Config, id Identity, st State, rng *rand.Rand) (*Node, error) {
 		meta:     map[records.Key]*recMeta{},
 		tombs:    map[records.Key]*tombMeta{},
 		peers:    map[announce.NodeID]*peer{},
-		links:    map[announce.NodeID]*link{},
 		fetching: map[records.Key]*fetchState{},
 		perSrc:   map[announce.NodeID]int{},
 		away:     map[announce.NodeID]struct{}{},
 		hostsOf:  map[announce.NodeID][]announce.NodeID{},
 		hostedBy: map[announce.NodeID]map[announce.NodeID]struct{}{},
 		verOf:    map[records.Key]uint64{},
+		oneSvc:   map[string][]string{},
 		dialing:  map[announce.NodeID]bool{},
 		epoch:    rng.Uint64() | 1,
 	}
@@ -517,6 +518,23 @@ func (n *Node) peer(id announce.NodeID) *peer {
 	return p
 }
 
+// fetchDone gives back the memory of a fetch table that grew (at
+// start-up a client fetches every server's records) once it is empty: a
+// map does not shrink, and walking it costs its size.
+func (n *Node) fetchDone() {
+	if len(n.fetching) == 0 && n.fetchPeak > 64 {
+		n.fetching, n.fetchPeak = map[records.Key]*fetchState{}, 0
+	}
+}
+
+// linkOf returns the link to id; nil: not connected.
+func (n *Node) linkOf(id announce.NodeID) *link {
+	if p := n.peers[id]; p != nil {
+		return p.link
+	}
+	return nil
+}
+
 func hashOf(s announce.Signed) uint64 {
 	h := sha256.Sum256([]byte(s.Msg))
 	return binary.BigEndian.Uint64(h[:8])
@@ -531,13 +549,15 @@ func (n *Node) index(k records.Key) uint64 {
 	n.ver++
 	if _, ok := n.verOf[k]; !ok {
 		p := n.peer(k.ID)
-		p.editKeys().indexed = addSvc(p.indexed(), k.Service)
+		p.editKeys().indexed = n.addSvc(p.indexed(), k.Service)
 	}
 	n.verOf[k] = n.ver
 	n.notePlain(k.ID)
 	n.log = append(n.log, logEntry{n.ver, k})
-	if len(n.log) > 64 && len(n.log) > 2*len(n.verOf) {
-		live := n.log[:0]
+	if len(n.log) > 64 && 2*len(n.log) > 3*len(n.verOf) {
+		// Into a fresh array a little over the live size: memory stays
+		// within about 1.6 entries per key, at about 3 lookups per index.
+		live := make([]logEntry, 0, len(n.verOf)+len(n.verOf)/8+16)
 		for _, e := range n.log {
 			if n.verOf[e.key] == e.ver {
 				live = append(live, e)
@@ -559,27 +579,46 @@ func (n *Node) unindex(k records.Key) {
 	}
 }
 
-// addSvc adds svc to a sorted list of services.
-func addSvc(svcs []string, svc string) []string {
+// maxSharedSvcs bounds the service names addSvc shares lists for.
+const maxSharedSvcs = 64
+
+// addSvc adds svc to a sorted list of services. A list of one service
+// is shared (most peers hold one record): nothing writes into it, since
+// an insert into it reallocates and dropSvc empties it by returning nil.
+func (n *Node) addSvc(svcs []string, svc string) []string {
 	i, found := slices.BinarySearch(svcs, svc)
 	if found {
 		return svcs
 	}
-	return slices.Insert(svcs, i, svc)
+	if len(svcs) == 0 {
+		one, ok := n.oneSvc[svc]
+		if !ok {
+			one = []string{svc}[:1:1]
+			if len(n.oneSvc) < maxSharedSvcs {
+				n.oneSvc[svc] = one
+			}
+		}
+		return one
+	}
+	return slices.Insert(svcs[:len(svcs):len(svcs)], i, svc)
 }
 
 func dropSvc(svcs []string, svc string) []string {
-	if i, found := slices.BinarySearch(svcs, svc); found {
-		return slices.Delete(svcs, i, i+1)
+	i, found := slices.BinarySearch(svcs, svc)
+	switch {
+	case !found:
+		return svcs
+	case len(svcs) == 1:
+		return nil
 	}
-	return svcs
+	return slices.Delete(slices.Clone(svcs), i, i+1)
 }
 
 // setMeta records a held record's bookkeeping.
 func (n *Node) setMeta(k records.Key, m *recMeta) {
 	if _, ok := n.meta[k]; !ok {
 		p := n.peer(k.ID)
-		p.editKeys().held = addSvc(p.held(), k.Service)
+		p.editKeys().held = n.addSvc(p.held(), k.Service)
 	}
 	n.meta[k] = m
 }
@@ -781,6 +820,7 @@ func (n *Node) tick() {
 			delete(n.fetching, k)
 		}
 	}
+	n.fetchDone()
 	n.indexHeld()
 	n.lazyDue = true
 	// Anti-entropy rounds.

@@ -68,7 +68,7 @@ func (n *Node) gossipLinks() (mine, all int) {
 
 // GossipsWith reports whether the node gossips over its link to id.
 func (n *Node) GossipsWith(id announce.NodeID) bool {
-	l := n.links[id]
+	l := n.linkOf(id)
 	return l != nil && n.gossips(l)
 }
 
@@ -81,7 +81,7 @@ func (n *Node) notePlain(id announce.NodeID) {
 		n.ownChanged = true
 		return
 	}
-	if l := n.links[id]; l != nil && !n.gossips(l) {
+	if l := n.linkOf(id); l != nil && !n.gossips(l) {
 		if n.plainDirty == nil {
 			n.plainDirty = map[announce.NodeID]struct{}{}
 		}

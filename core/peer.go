@@ -35,6 +35,7 @@ type History struct {
 	LastAttempt       Elapsed // -1: never
 	LastAttemptWall   time.Time
 	LastAttemptFailed bool
+	Withdrawn         bool // it announced its departure
 	LastError         string
 	Failures          int // consecutive
 
@@ -43,25 +44,24 @@ type History struct {
 	SRTT, RTTVar time.Duration // 0: no samples
 	BytesIn      uint64
 	BytesOut     uint64
-
-	Withdrawn bool // it announced its departure
 }
 
-// peer is History plus what lives only while the process runs.
+// peer is History plus what lives only while the process runs. A server
+// holds one per client, so it is kept small: wall times it only shows
+// are Unix nanoseconds, counters and flags packed.
 type peer struct {
 	History
+	link           *link // nil: not connected
 	connectedSince Elapsed
-	connSinceWall  time.Time
 	dialDeadline   Elapsed
 	nextDial       Elapsed
-	freshAt        Elapsed // when fresh
-	freshWall      time.Time
-	records        int     // held records of this ID
-	deferred       string  // last R4 deferral reason reported
-	lastRecv       Elapsed // last message from it in this run; 0 with lastRecvWall zero: none
-	lastRecvWall   time.Time
+	freshAt        Elapsed   // when fresh
+	lastRecv       Elapsed   // last message from it in this run; see received
+	lastRecvWall   int64     // the local clock then, Unix ns
 	keys           *peerKeys // nil: none
-	// Flags together, so they pack (a server holds one peer per client).
+	records        int32     // held records of this ID
+	deferred       deferral  // last R4 deferral reported
+	// Flags together, so they pack.
 	connected     bool
 	dialing       bool
 	failedThisRun bool
@@ -70,6 +70,7 @@ type peer struct {
 	vouched       bool // a dialling node passes it on before reaching it (FirstSightBudget)
 	bootstrap     bool
 	hostedHere    bool // a local publisher of it is connected (hosting)
+	received      bool // a message from it arrived in this run
 }
 
 // peerKeys are the services of a peer's held records (meta) and of its

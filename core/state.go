@@ -169,8 +169,8 @@ func (n *Node) info(p *peer) ServerInfo {
 	if p.nextDial > n.elapsed {
 		si.NextDialIn = p.nextDial.Sub(n.elapsed)
 	}
-	if !p.lastRecvWall.IsZero() {
-		si.Received, si.LastReceivedAgo, si.LastReceived = true, n.elapsed.Sub(p.lastRecv), p.lastRecvWall
+	if p.received {
+		si.Received, si.LastReceivedAgo, si.LastReceived = true, n.elapsed.Sub(p.lastRecv), time.Unix(0, p.lastRecvWall).In(n.wall.Location())
 	}
 	for _, a := range n.recordsOf(p.ID) {
 		si.Services = append(si.Services, a.ServiceName)

@@ -97,7 +97,7 @@ type msgKind struct{ typ, link, dir string }
 
 func (r fanInResult) kinds() []msgKind {
 	var out []msgKind
-	for _, typ := range []string{"SyncReq", "Digest", "Fetch", "Records"} {
+	for _, typ := range []string{"SyncReq", "Digest", "Fetch", "Records", "Own"} {
 		for _, link := range []string{"neighbour", "plain"} {
 			for _, dir := range []string{"sent", "received"} {
 				if k := (msgKind{typ, link, dir}); r.byKind[k][0] > 0 {
@@ -208,7 +208,7 @@ func fanIn(b *testing.B, servers int, rules nodedir.Rules) fanInResult {
 	return r
 }
 
-var typeName = map[core.MsgType]string{core.TypeSyncReq: "SyncReq", core.TypeDigest: "Digest", core.TypeFetch: "Fetch", core.TypeRecords: "Records"}
+var typeName = map[core.MsgType]string{core.TypeSyncReq: "SyncReq", core.TypeDigest: "Digest", core.TypeFetch: "Fetch", core.TypeRecords: "Records", core.TypeOwn: "Own"}
 
 // messageCounter is a TCP transport that counts the protocol messages
 // sent and received, by peer, type and direction: the gossip alone, since
