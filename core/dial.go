@@ -87,6 +87,11 @@ func (n *Node) onDisconnected(id announce.NodeID, errText string) {
 	}
 	n.away[id] = struct{}{}
 	p.link = nil
+	for _, svc := range p.held() {
+		if m := n.meta[records.Key{Service: svc, ID: id}]; m != nil {
+			m.fromSigner = false // it may come back without them
+		}
+	}
 	if i, found := slices.BinarySearchFunc(n.linkList, id, linkCmp); found {
 		n.linkList = slices.Delete(n.linkList, i, i+1)
 	}

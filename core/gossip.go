@@ -96,7 +96,9 @@ func (n *Node) item(k records.Key, to announce.NodeID) (Item, bool) {
 		m := n.meta[k]
 		// A record is not sent back where it came from, except to its own
 		// server: that is how a server that lost its counter learns it.
-		if (to != "" && m.source == to && k.ID != to) || !n.live(k.ID) {
+		// Not while the link it came over from its server is still up,
+		// though: the server has it.
+		if (to != "" && m.source == to && (k.ID != to || m.fromSigner)) || !n.live(k.ID) {
 			return Item{}, false
 		}
 		return Item{Service: k.Service, ID: k.ID, Seqnum: a.Seqnum, Hash: m.hash}, true
@@ -529,7 +531,7 @@ func (n *Node) applyAdmitted(res records.Result, from announce.NodeID) {
 		}
 	default:
 		delete(n.tombs, k)
-		n.setMeta(k, &recMeta{source: from, hash: hashOf(a.Signed)})
+		n.setMeta(k, &recMeta{source: from, hash: hashOf(a.Signed), fromSigner: from == k.ID})
 		if n.relayLater(from) {
 			n.plainHeld = append(n.plainHeld, plainHeld{k, n.elapsed.Add(n.cfg.PlainRelayDelay)})
 		} else {

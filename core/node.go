@@ -138,6 +138,8 @@ type recMeta struct {
 	source announce.NodeID // the neighbour it was first fetched from; own ID for own records
 	hash   uint64
 	ver    uint64
+	// fromSigner: it came from its signer over the link still up to it.
+	fromSigner bool
 }
 
 // tombMeta is the bookkeeping for a tombstone.

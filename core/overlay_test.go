@@ -178,6 +178,30 @@ func TestOwnPushOverPlainLink(t *testing.T) {
 	if got := cl.Cursor(srv.ID()); got != own[0].To {
 		t.Fatalf("cursor %d after the push, want %d", got, own[0].To)
 	}
+	// Not echoed to the server that pushed it, while the link is up...
+	echoes := func(msgs []core.Envelope) int {
+		c := 0
+		for _, m := range msgs {
+			if d, ok := m.Msg.(core.Digest); ok && m.To == srv.ID() {
+				for _, it := range d.Items {
+					c += map[bool]int{true: 1}[it.ID == srv.ID()]
+				}
+			}
+		}
+		return c
+	}
+	cl.Step(t0.Add(time.Second), core.Tick{})
+	if c := echoes(cl.Ready().Messages); c != 0 {
+		t.Fatalf("the client sent the server its own record back %d times over the link it came by", c)
+	}
+	// ...but after a reconnection, which may be from a wiped directory.
+	cl.Step(t0.Add(2*time.Second), core.Disconnected{Peer: srv.ID()})
+	cl.Step(t0.Add(3*time.Second), core.Connected{Peer: srv.ID(), Inbound: true})
+	cl.Ready()
+	cl.Step(t0.Add(3*time.Second), core.Received{From: srv.ID(), Msg: core.SyncReq{Epoch: 99}})
+	if c := echoes(cl.Ready().Messages); c != 1 {
+		t.Fatalf("after a reconnection the client offered the server its own record %d times, want 1", c)
+	}
 
 	other := newNode(t, "other", core.TestConfig())
 	x := sim.KeyFor("x", 7).ID()
