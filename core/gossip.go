@@ -29,10 +29,10 @@ func (n *Node) sendSyncReq(l *link) {
 func (n *Node) digest(from uint64, l *link) Digest {
 	d := Digest{Epoch: n.epoch, From: from, To: n.ver}
 	if !n.gossips(l) {
-		return n.fillDigest(d, n.plainEntries(from, l.id), l.id)
+		return n.fillDigest(d, n.plainEntries(from, l.id), l)
 	}
 	i, _ := slices.BinarySearchFunc(n.log, from+1, func(e logEntry, v uint64) int { return cmp.Compare(e.ver, v) })
-	return n.fillDigest(d, n.log[i:], l.id)
+	return n.fillDigest(d, n.log[i:], l)
 }
 
 // plainEntries are the index entries after from of the two ends' own
@@ -58,14 +58,18 @@ func (n *Node) plainEntries(from uint64, to announce.NodeID) []logEntry {
 
 // fillDigest adds the relayable entries of es, in index order, up to the
 // message bounds.
-func (n *Node) fillDigest(d Digest, es []logEntry, to announce.NodeID) Digest {
+func (n *Node) fillDigest(d Digest, es []logEntry, l *link) Digest {
 	size := n.cfg.MsgSize(d)
 	for _, e := range es {
 		if n.verOf[e.key] != e.ver {
 			continue
 		}
-		it, ok := n.item(e.key, to)
+		it, ok := n.item(e.key, l.id)
 		if !ok {
+			continue
+		}
+		if h, ok := l.heard[e.key]; ok && h == it.Hash {
+			delete(l.heard, e.key) // it told us of this very record: it has it
 			continue
 		}
 		it.Ver = e.ver
@@ -291,6 +295,7 @@ func (n *Node) onDigest(l *link, d Digest) {
 			n.noteTombstoned(it, l.id)
 			continue
 		}
+		n.hear(l, it)
 		if f, ok := n.fetching[it.Key()]; ok && f.seqnum >= it.Seqnum {
 			continue // fetched once, from whoever announced it first
 		}
@@ -322,6 +327,23 @@ func (n *Node) onDigest(l *link, d Digest) {
 	case d.More:
 		n.sendSyncReq(l)
 	}
+}
+
+// maxHeard bounds the items a gossip link remembers being told of.
+const maxHeard = 1024
+
+// hear notes that l's other end announced a record this node wants: it
+// holds it, so this node's digests to it leave that record out (each
+// change crosses a gossip link about once, not once each way). Once it
+// is left out the note is spent.
+func (n *Node) hear(l *link, it Item) {
+	if !l.inGlinks || len(l.heard) >= maxHeard {
+		return
+	}
+	if l.heard == nil {
+		l.heard = map[records.Key]uint64{}
+	}
+	l.heard[it.Key()] = it.Hash
 }
 
 // wants decides from an item alone whether fetching it could change

@@ -189,6 +189,9 @@ type link struct {
 	closed      bool
 	inGlinks    bool
 	syncStamp   uint32 // bumped at each round (syncQueue)
+	// Records the other end announced that this node wanted, by key, with
+	// their hash: left out of digests to it (hear). Gossip links only.
+	heard map[records.Key]uint64
 }
 
 // Node is the protocol state machine. It is single-threaded and does no
@@ -770,8 +773,11 @@ func (n *Node) withdrawMissing() {
 // heard from a neighbour.
 func (n *Node) observeOwn(a *announce.Announcement, from announce.NodeID) {
 	var ours announce.Signed
-	if h, ok := n.store.Get(records.Key{Service: a.ServiceName, ID: n.id}); ok {
+	k := records.Key{Service: a.ServiceName, ID: n.id}
+	if h, ok := n.store.Get(k); ok {
 		ours = h.Signed
+	} else if t, ok := n.store.Tombstone(k); ok {
+		ours = t.Last // withdrawn: its withdrawal is what it signs now
 	}
 	next, jump := announce.RecoverSeqnum(n.counter, a, ours)
 	if !jump || n.cfg.Variant.NoCounterRecovery {
