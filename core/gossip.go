@@ -335,12 +335,13 @@ const maxHeard = 1024
 // hear notes that l's other end announced a record this node wants: it
 // holds it, so this node's digests to it leave that record out (each
 // change crosses a gossip link about once, not once each way). Once it
-// is left out the note is spent.
+// is left out, or the record came from l itself, the note is spent.
 func (n *Node) hear(l *link, it Item) {
-	if !l.inGlinks || len(l.heard) >= maxHeard {
+	if !l.inGlinks {
 		return
 	}
-	if l.heard == nil {
+	if l.heard == nil || len(l.heard) >= maxHeard {
+		// Notes not spent (a fetch that failed) go at the bound.
 		l.heard = map[records.Key]uint64{}
 	}
 	l.heard[it.Key()] = it.Hash
@@ -510,6 +511,9 @@ func (n *Node) applyAdmitted(res records.Result, from announce.NodeID) {
 	}
 	k, a := res.Key, res.Ann
 	p := n.peer(k.ID)
+	if l := n.linkOf(from); l != nil && len(l.heard) > 0 {
+		delete(l.heard, k) // not announced back to its source anyway
+	}
 	if res.Prev != nil || n.meta[k] != nil {
 		n.dropMeta(k)
 	}
