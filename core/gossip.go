@@ -69,7 +69,7 @@ func (n *Node) fillDigest(d Digest, es []logEntry, l *link) Digest {
 			continue
 		}
 		if h, ok := l.heard[e.key]; ok && h == it.Hash {
-			delete(l.heard, e.key) // it told us of this very record: it has it
+			l.spend(e.key) // it told us of this very record: it has it
 			continue
 		}
 		it.Ver = e.ver
@@ -347,6 +347,15 @@ func (n *Node) hear(l *link, it Item) {
 	l.heard[it.Key()] = it.Hash
 }
 
+// spend drops a note, and the table with the last one: a map keeps the
+// size it grew to (every record, at start-up).
+func (l *link) spend(k records.Key) {
+	delete(l.heard, k)
+	if len(l.heard) == 0 {
+		l.heard = nil
+	}
+}
+
 // wants decides from an item alone whether fetching it could change
 // anything.
 func (n *Node) wants(it Item) bool {
@@ -512,7 +521,7 @@ func (n *Node) applyAdmitted(res records.Result, from announce.NodeID) {
 	k, a := res.Key, res.Ann
 	p := n.peer(k.ID)
 	if l := n.linkOf(from); l != nil && len(l.heard) > 0 {
-		delete(l.heard, k) // not announced back to its source anyway
+		l.spend(k) // not announced back to its source anyway
 	}
 	if res.Prev != nil || n.meta[k] != nil {
 		n.dropMeta(k)
@@ -561,7 +570,7 @@ func (n *Node) applyAdmitted(res records.Result, from announce.NodeID) {
 		if n.relayLater(from) {
 			n.plainHeld = append(n.plainHeld, plainHeld{k, n.elapsed.Add(n.cfg.PlainRelayDelay)})
 		} else {
-			n.meta[k].ver = n.index(k)
+			n.meta[k].indexed = n.index(k) != 0
 		}
 		n.perSrc[from]++
 		p.records++
@@ -742,8 +751,8 @@ func (n *Node) indexHeld() {
 	i := 0
 	for ; i < len(n.plainHeld) && n.plainHeld[i].due <= n.elapsed; i++ {
 		k := n.plainHeld[i].key
-		if m := n.meta[k]; m != nil && m.ver == 0 {
-			m.ver = n.index(k)
+		if m := n.meta[k]; m != nil && !m.indexed {
+			m.indexed = n.index(k) != 0
 		}
 	}
 	n.plainHeld = append(n.plainHeld[:0], n.plainHeld[i:]...)

@@ -137,7 +137,8 @@ type Ready struct {
 type recMeta struct {
 	source announce.NodeID // the neighbour it was first fetched from; own ID for own records
 	hash   uint64
-	ver    uint64
+	// indexed: it was given a place in the change index (not held back).
+	indexed bool
 	// fromSigner: it came from its signer over the link still up to it.
 	fromSigner bool
 }

@@ -98,7 +98,7 @@ func (n *Node) restore(st State) error {
 		k := res.Key
 		p := n.peer(k.ID)
 		n.setMeta(k, &recMeta{source: r.Source, hash: hashOf(a.Signed)})
-		n.meta[k].ver = n.index(k)
+		n.meta[k].indexed = n.index(k) != 0
 		n.perSrc[r.Source]++
 		p.records++
 	}
