@@ -68,10 +68,6 @@ func (n *Node) fillDigest(d Digest, es []logEntry, l *link) Digest {
 		if !ok {
 			continue
 		}
-		if h, ok := l.heard[e.key]; ok && h == it.Hash {
-			l.spend(e.key) // it told us of this very record: it has it
-			continue
-		}
 		it.Ver = e.ver
 		grow := n.itemSize(it)
 		if len(d.Items) == n.cfg.MaxDigestItems || size+grow > MaxMsgBytes {
@@ -295,7 +291,6 @@ func (n *Node) onDigest(l *link, d Digest) {
 			n.noteTombstoned(it, l.id)
 			continue
 		}
-		n.hear(l, it)
 		if f, ok := n.fetching[it.Key()]; ok && f.seqnum >= it.Seqnum {
 			continue // fetched once, from whoever announced it first
 		}
@@ -326,33 +321,6 @@ func (n *Node) onDigest(l *link, d Digest) {
 		n.scheduleSync(l)
 	case d.More:
 		n.sendSyncReq(l)
-	}
-}
-
-// maxHeard bounds the items a gossip link remembers being told of.
-const maxHeard = 1024
-
-// hear notes that l's other end announced a record this node wants: it
-// holds it, so this node's digests to it leave that record out (each
-// change crosses a gossip link about once, not once each way). Once it
-// is left out, or the record came from l itself, the note is spent.
-func (n *Node) hear(l *link, it Item) {
-	if !l.inGlinks {
-		return
-	}
-	if l.heard == nil || len(l.heard) >= maxHeard {
-		// Notes not spent (a fetch that failed) go at the bound.
-		l.heard = map[records.Key]uint64{}
-	}
-	l.heard[it.Key()] = it.Hash
-}
-
-// spend drops a note, and the table with the last one: a map keeps the
-// size it grew to (every record, at start-up).
-func (l *link) spend(k records.Key) {
-	delete(l.heard, k)
-	if len(l.heard) == 0 {
-		l.heard = nil
 	}
 }
 
@@ -520,9 +488,6 @@ func (n *Node) applyAdmitted(res records.Result, from announce.NodeID) {
 	}
 	k, a := res.Key, res.Ann
 	p := n.peer(k.ID)
-	if l := n.linkOf(from); l != nil && len(l.heard) > 0 {
-		l.spend(k) // not announced back to its source anyway
-	}
 	if res.Prev != nil || n.meta[k] != nil {
 		n.dropMeta(k)
 	}

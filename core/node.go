@@ -190,9 +190,6 @@ type link struct {
 	closed      bool
 	inGlinks    bool
 	syncStamp   uint32 // bumped at each round (syncQueue)
-	// Records the other end announced that this node wanted, by key, with
-	// their hash: left out of digests to it (hear). Gossip links only.
-	heard map[records.Key]uint64
 }
 
 // Node is the protocol state machine. It is single-threaded and does no

@@ -215,39 +215,3 @@ func TestOwnPushOverPlainLink(t *testing.T) {
 		t.Fatal("dropping another node's record in an Own push was not explained")
 	}
 }
-
-// A record a gossip neighbour announced is not announced back to it: it
-// crosses each gossip link about once. A neighbour that did not announce
-// it still hears of it.
-func TestAnnouncedNotEchoed(t *testing.T) {
-	a := newNode(t, "a", core.TestConfig())
-	b, c, d := sim.KeyFor("b", 7).ID(), sim.KeyFor("c", 7).ID(), sim.KeyFor("d", 7).ID()
-	for _, id := range []announce.NodeID{b, c, d} {
-		a.Step(t0, core.Connected{Peer: id}) // dialled: gossip links
-	}
-	a.Ready()
-	xk := sim.KeyFor("x", 7)
-	rec := announce.Sign(xk, announce.Build(xk, announce.Template{Service: announce.Service{Name: "storage"}, Locators: []string{sim.Locator(xk.ID())}}, 5))
-	it := core.Item{Service: "storage", ID: xk.ID(), Seqnum: 5, Hash: core.HashOf(rec), Ver: 1}
-	a.Step(t0, core.Received{From: b, Msg: core.Digest{To: 1, Items: []core.Item{it}}})
-	a.Step(t0, core.Received{From: c, Msg: core.Digest{To: 1, Items: []core.Item{it}}})
-	a.Ready()
-	a.Step(t0, core.Received{From: b, Msg: core.Records{Recs: []announce.Signed{rec}}})
-	if !a.Relays(xk.ID()) {
-		t.Fatal("a does not pass on the record it fetched")
-	}
-	told := map[announce.NodeID]bool{}
-	for _, m := range a.Ready().Messages {
-		if dg, ok := m.Msg.(core.Digest); ok {
-			for _, i := range dg.Items {
-				told[m.To] = told[m.To] || i.ID == xk.ID()
-			}
-		}
-	}
-	if told[b] || told[c] {
-		t.Fatalf("a announced the record back to a neighbour that announced it to a: %v", told)
-	}
-	if !told[d] {
-		t.Fatal("a did not announce the record to the neighbour that lacks it")
-	}
-}
