@@ -29,10 +29,10 @@ func (n *Node) sendSyncReq(l *link) {
 func (n *Node) digest(from uint64, l *link) Digest {
 	d := Digest{Epoch: n.epoch, From: from, To: n.ver}
 	if !n.gossips(l) {
-		return n.fillDigest(d, n.plainEntries(from, l.id), l)
+		return n.fillDigest(d, n.plainEntries(from, l.id), l.id)
 	}
 	i, _ := slices.BinarySearchFunc(n.log, from+1, func(e logEntry, v uint64) int { return cmp.Compare(e.ver, v) })
-	return n.fillDigest(d, n.log[i:], l)
+	return n.fillDigest(d, n.log[i:], l.id)
 }
 
 // plainEntries are the index entries after from of the two ends' own
@@ -58,13 +58,13 @@ func (n *Node) plainEntries(from uint64, to announce.NodeID) []logEntry {
 
 // fillDigest adds the relayable entries of es, in index order, up to the
 // message bounds.
-func (n *Node) fillDigest(d Digest, es []logEntry, l *link) Digest {
+func (n *Node) fillDigest(d Digest, es []logEntry, to announce.NodeID) Digest {
 	size := n.cfg.MsgSize(d)
 	for _, e := range es {
 		if n.verOf[e.key] != e.ver {
 			continue
 		}
-		it, ok := n.item(e.key, l.id)
+		it, ok := n.item(e.key, to)
 		if !ok {
 			continue
 		}
@@ -243,10 +243,7 @@ func (n *Node) onReceived(from announce.NodeID, m Msg) {
 // token bucket, and moves the cursor as a digest would. A record signed
 // by another node was not the sender's to push: it is dropped.
 func (n *Node) onOwn(l *link, m Own) {
-	if m.Epoch != l.theirEpoch {
-		l.theirEpoch, l.cursor = m.Epoch, 0
-	}
-	gap := m.From > l.cursor
+	gap := n.covers(l, m.Epoch, m.From)
 	n.refill(l)
 	limited, foreign := 0, 0
 	for _, s := range m.Recs {
@@ -263,26 +260,42 @@ func (n *Node) onOwn(l *link, m Own) {
 	if foreign > 0 {
 		n.emit(Event{Kind: EvUnsolicited, Peer: l.id, Reason: "not-own", Facts: facts("dropped", foreign)})
 	}
-	if limited > 0 {
-		// The next round asks from the cursor, which stays put.
+	switch {
+	case limited > 0:
 		n.emit(Event{Kind: EvRateLimited, Peer: l.id, Reason: "token-bucket",
 			Facts: facts("dropped", limited, "rate_per_s", n.cfg.RecordRate, "burst", n.cfg.RecordBurst)})
+		n.moveCursor(l, l.cursor, m.To, false) // the next round asks from the cursor, which stays put
+	case !gap:
+		n.moveCursor(l, m.To, m.To, false)
+	}
+}
+
+// covers takes in the sender's index epoch of a digest or push over l
+// and reports a gap: it starts past the cursor (a lost or rate-limited
+// earlier one), so its items are used but the cursor stays.
+func (n *Node) covers(l *link, epoch, from uint64) (gap bool) {
+	if epoch != l.theirEpoch {
+		l.theirEpoch, l.cursor = epoch, 0
+	}
+	return from > l.cursor
+}
+
+// moveCursor moves l's cursor over (cursor, limit] of a digest or push that
+// ends at to; short of to (out of tokens) it waits for the next round,
+// and more asks again at once.
+func (n *Node) moveCursor(l *link, limit, to uint64, more bool) {
+	l.cursor = max(l.cursor, min(limit, to))
+	switch {
+	case limit < to:
 		l.lastSync = n.elapsed
 		n.scheduleSync(l)
-		return
-	}
-	if !gap {
-		l.cursor = max(l.cursor, m.To)
+	case more:
+		n.sendSyncReq(l)
 	}
 }
 
 func (n *Node) onDigest(l *link, d Digest) {
-	if d.Epoch != l.theirEpoch {
-		l.theirEpoch, l.cursor = d.Epoch, 0
-	}
-	// A gap (a lost or rate-limited earlier digest): use the items, keep the
-	// cursor; the next round asks from it.
-	gap := d.From > l.cursor
+	gap := n.covers(l, d.Epoch, d.From)
 	n.refill(l)
 	var want []records.Key
 	limit := d.To
@@ -311,16 +324,8 @@ func (n *Node) onDigest(l *link, d Digest) {
 		l.asked = append(l.asked, len(chunk))
 		n.send(l, Fetch{Keys: chunk})
 	}
-	if gap {
-		return
-	}
-	l.cursor = max(l.cursor, min(limit, d.To))
-	switch {
-	case limit < d.To:
-		l.lastSync = n.elapsed // out of tokens: wait for the next round
-		n.scheduleSync(l)
-	case d.More:
-		n.sendSyncReq(l)
+	if !gap {
+		n.moveCursor(l, limit, d.To, d.More)
 	}
 }
 

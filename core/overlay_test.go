@@ -184,7 +184,9 @@ func TestOwnPushOverPlainLink(t *testing.T) {
 		for _, m := range msgs {
 			if d, ok := m.Msg.(core.Digest); ok && m.To == srv.ID() {
 				for _, it := range d.Items {
-					c += map[bool]int{true: 1}[it.ID == srv.ID()]
+					if it.ID == srv.ID() {
+						c++
+					}
 				}
 			}
 		}

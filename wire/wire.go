@@ -368,23 +368,22 @@ func (e *encoder) check(m core.Msg) *Error {
 			}
 		}
 	case core.Records:
-		if len(m.Recs) > MaxRecords {
-			return e.fail(ReasonTooMany, "recs", "%d, limit %d", len(m.Recs), MaxRecords)
-		}
-		if err := e.checkRecords("recs", m.Recs); err != nil {
-			return err
-		}
+		return e.checkRecs(m.Recs)
 	case core.Own:
-		if len(m.Recs) > MaxRecords {
-			return e.fail(ReasonTooMany, "recs", "%d, limit %d", len(m.Recs), MaxRecords)
-		}
-		if err := e.checkRecords("recs", m.Recs); err != nil {
-			return err
-		}
+		return e.checkRecs(m.Recs)
 	default:
 		return e.fail(ReasonType, "type", "cannot encode %T (type %d)", m, m.Type())
 	}
 	return nil
+}
+
+// checkRecs refuses a list of records over MaxRecords or with a field
+// over its bound.
+func (e *encoder) checkRecs(recs []announce.Signed) *Error {
+	if len(recs) > MaxRecords {
+		return e.fail(ReasonTooMany, "recs", "%d, limit %d", len(recs), MaxRecords)
+	}
+	return e.checkRecords("recs", recs)
 }
 
 // checkRecords refuses a signed record with a field over its bound.
