@@ -68,6 +68,8 @@ type Options struct {
 	// applied, if set, is signalled without blocking after each apply
 	// (tests wait on it instead of sleeping).
 	applied chan struct{}
+	// coreConfig, if set, adjusts the core's configuration (benchmarks).
+	coreConfig func(*core.Config)
 }
 
 // Daemon is a running node.
@@ -175,6 +177,9 @@ func Run(ctx context.Context, opt Options) (err error) {
 		return err
 	}
 	d.cfg.MsgSize = wire.Size
+	if opt.coreConfig != nil {
+		opt.coreConfig(&d.cfg)
+	}
 
 	d.book = opt.Book
 	bookWas := "given"

@@ -39,11 +39,18 @@ const (
 	fanInBootstrap = 3
 )
 
-// BenchmarkClientFanIn measures one client's traffic in steady state with
-// 20 and with 200 storage servers, all connected to it: real daemons, TLS
-// on 127.0.0.1, SQLite peer books. The client is given every server's
-// locator, as a Tahoe client gets them from its introducer, and dials
-// them all; it gossips with the first 8 that connect (GossipDegree).
+// BenchmarkClientFanIn measures one client's traffic in steady state:
+// real daemons, TLS on 127.0.0.1, SQLite peer books. The client is given
+// the locators of the servers it is to connect to, as a Tahoe client gets
+// them from its introducer, and dials them; it gossips with the first 8
+// that connect (GossipDegree). Three cases:
+//
+//   - servers=20 and servers=200: a grid of that many servers, all
+//     connected to the client (a Tahoe client's links);
+//   - servers=200,connected=20: the 200-server grid, the client connected
+//     to 20 of them (it dials no others) and learning the rest through its
+//     gossip neighbours. Against servers=200 this isolates what the
+//     connections themselves cost, at the same number of servers.
 //
 // Gossip bytes are the protocol messages (sync requests, digests,
 // fetches, records) the client sent and received, as encoded; total
@@ -53,12 +60,17 @@ const (
 //
 //	go test -run XXX -bench ClientFanIn -benchtime 1x -timeout 60m -v ./daemon/
 func BenchmarkClientFanIn(b *testing.B) {
+	cases := []struct{ servers, connected int }{{20, 20}, {200, 200}, {200, 20}}
 	for _, refresh := range []time.Duration{time.Minute, time.Hour} {
 		b.Run(fmt.Sprintf("refresh=%v", refresh), func(b *testing.B) {
-			var gossip, total []float64
-			for _, servers := range []int{20, 200} {
-				b.Run(fmt.Sprintf("servers=%d", servers), func(b *testing.B) {
-					r := fanIn(b, servers, fanInRules(refresh))
+			gossip, total := map[[2]int]float64{}, map[[2]int]float64{}
+			for _, c := range cases {
+				name := fmt.Sprintf("servers=%d", c.servers)
+				if c.connected < c.servers {
+					name += fmt.Sprintf(",connected=%d", c.connected)
+				}
+				b.Run(name, func(b *testing.B) {
+					r := fanIn(b, c.servers, c.connected, fanInRules(refresh))
 					w := r.window.Seconds()
 					b.ReportMetric(0, "ns/op")
 					b.ReportMetric(float64(r.gossip)/w, "gossipB/s")
@@ -70,13 +82,18 @@ func BenchmarkClientFanIn(b *testing.B) {
 					for _, k := range r.kinds() {
 						b.Logf("%-8s %-10s %-9s %6d msgs %9d bytes", k.typ, k.link, k.dir, r.byKind[k][0], r.byKind[k][1])
 					}
-					gossip = append(gossip, float64(r.gossip)/w)
-					total = append(total, float64(r.total)/w)
+					key := [2]int{c.servers, c.connected}
+					gossip[key], total[key] = float64(r.gossip)/w, float64(r.total)/w
 				})
 			}
-			if len(gossip) == 2 {
-				b.Logf("200 servers / 20 servers: gossip bytes/s %.2f, total bytes/s %.2f", gossip[1]/gossip[0], total[1]/total[0])
+			ratio := func(x, y [2]int) {
+				if gossip[x] > 0 && gossip[y] > 0 {
+					b.Logf("%d servers (%d connected) / %d servers (%d connected): gossip bytes/s %.2f, total bytes/s %.2f",
+						x[0], x[1], y[0], y[1], gossip[x]/gossip[y], total[x]/total[y])
+				}
 			}
+			ratio([2]int{200, 200}, [2]int{20, 20})
+			ratio([2]int{200, 200}, [2]int{200, 20})
 		})
 	}
 }
@@ -119,7 +136,9 @@ type fanInSnap struct {
 	rounds, socketBytes uint64
 }
 
-func fanIn(b *testing.B, servers int, rules nodedir.Rules) fanInResult {
+// fanIn runs a grid of servers and a client connected to the first
+// connected of them in a random order, and measures the client.
+func fanIn(b *testing.B, servers, connected int, rules nodedir.Rules) fanInResult {
 	rng := rand.New(rand.NewPCG(1, uint64(servers)))
 	var locators [][]string
 	for i := range servers {
@@ -139,11 +158,15 @@ func fanIn(b *testing.B, servers int, rules nodedir.Rules) fanInResult {
 	}
 	tr := countMessages(tcp)
 	b.Cleanup(func() { tr.Close() })
-	var all []string
-	for _, l := range locators {
-		all = append(all, l...)
+	var dial []string
+	for _, i := range rng.Perm(servers)[:connected] {
+		dial = append(dial, locators[i]...)
 	}
-	client, _ := run(b, Options{Dir: cn.Dir, Transport: tr, Bootstrap: all})
+	opt := Options{Dir: cn.Dir, Transport: tr, Bootstrap: dial}
+	if connected < servers {
+		opt.coreConfig = func(c *core.Config) { c.DialServers = false }
+	}
+	client, _ := run(b, opt)
 
 	snap := func() fanInSnap {
 		s := fanInSnap{seqnums: map[announce.NodeID]int64{}, gossipLinks: map[announce.NodeID]bool{}}
@@ -169,9 +192,9 @@ func fanIn(b *testing.B, servers int, rules nodedir.Rules) fanInResult {
 	// then a few seconds more for the first full rounds to end. (Polled:
 	// eventually's 10 s is short for 200 dials on a shared machine.)
 	deadline := time.Now().Add(5 * time.Minute)
-	for s := snap(); s.connected < servers || s.holds < servers; s = snap() {
+	for s := snap(); s.connected < connected || s.holds < servers; s = snap() {
 		if time.Now().After(deadline) {
-			b.Fatalf("after 5 min the client is connected to %d of %d servers and holds %d records", s.connected, servers, s.holds)
+			b.Fatalf("after 5 min the client is connected to %d of %d servers and holds %d of %d records", s.connected, connected, s.holds, servers)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -180,8 +203,8 @@ func fanIn(b *testing.B, servers int, rules nodedir.Rules) fanInResult {
 	s0 := snap()
 	time.Sleep(fanInWindow)
 	s1 := snap()
-	if s1.connected < servers {
-		b.Fatalf("the client lost servers in the window: connected to %d of %d", s1.connected, servers)
+	if s1.connected != connected || s1.holds < servers {
+		b.Fatalf("after the window the client is connected to %d servers (want %d) and holds %d of %d records", s1.connected, connected, s1.holds, servers)
 	}
 
 	r := fanInResult{window: s1.at.Sub(s0.at), total: s1.socketBytes - s0.socketBytes, rounds: s1.rounds - s0.rounds,
