@@ -300,8 +300,7 @@ func (n *Node) onDigest(l *link, d Digest) {
 	var want []records.Key
 	limit := d.To
 	for _, it := range d.Items {
-		if !n.wants(it) {
-			n.noteTombstoned(it, l.id)
+		if !n.wants(it, l.id) {
 			continue
 		}
 		if f, ok := n.fetching[it.Key()]; ok && f.seqnum >= it.Seqnum {
@@ -330,13 +329,20 @@ func (n *Node) onDigest(l *link, d Digest) {
 }
 
 // wants decides from an item alone whether fetching it could change
-// anything.
-func (n *Node) wants(it Item) bool {
+// anything. An item a tombstone refuses is explained (noteTombstoned).
+func (n *Node) wants(it Item, from announce.NodeID) bool {
 	k := it.Key()
 	if it.ID == n.id {
 		held, ok := n.meta[k]
-		return it.Seqnum > n.counter || (it.Seqnum == n.counter && (!ok || held.hash != it.Hash))
+		if it.Seqnum > n.counter || (it.Seqnum == n.counter && (!ok || held.hash != it.Hash)) {
+			return true
+		}
+		if t, ok := n.store.Tombstone(k); ok {
+			n.noteTombstoned(k, t, it, from)
+		}
+		return false
 	}
+	// A key is held or tombstoned, never both (records.Store).
 	if a, ok := n.store.Get(k); ok {
 		if n.meta[k].hash == it.Hash {
 			return false
@@ -344,18 +350,20 @@ func (n *Node) wants(it Item) bool {
 		return !a.HasSeqnum || it.Seqnum > a.Seqnum
 	}
 	if t, ok := n.store.Tombstone(k); ok {
-		return !t.HasSeqnum || it.Seqnum > t.Seqnum
+		if !t.HasSeqnum || it.Seqnum > t.Seqnum {
+			return true
+		}
+		n.noteTombstoned(k, t, it, from)
+		return false
 	}
 	return true
 }
 
 // noteTombstoned explains, once per key and seqnum, that a neighbour offered
-// a record the tombstone refuses.
-func (n *Node) noteTombstoned(it Item, from announce.NodeID) {
-	k := it.Key()
-	t, ok := n.store.Tombstone(k)
+// a record the tombstone t refuses.
+func (n *Node) noteTombstoned(k records.Key, t *records.Tombstone, it Item, from announce.NodeID) {
 	tm := n.tombs[k]
-	if !ok || tm == nil || tm.refused >= it.Seqnum+1 {
+	if tm == nil || tm.refused >= it.Seqnum+1 {
 		return
 	}
 	if t.HasSeqnum && it.Seqnum == t.Seqnum && tm.hash == it.Hash && records.IsWithdrawal(t.Reason) {
