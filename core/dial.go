@@ -176,7 +176,10 @@ func (n *Node) wantsDial(p *peer) bool {
 }
 
 // scheduleDials starts dials (R3): most recent successful connection first,
-// servers whose last attempt failed last, at most K in flight.
+// servers whose last attempt failed last, at most K in flight. The
+// candidates are sorted when something may have added one or changed the
+// order (dialRescan, a backoff ending); a freed slot only takes the next
+// of them, so a client dialling S servers sorts them once, not S times.
 func (n *Node) scheduleDials() {
 	limit := n.cfg.MaxDialsInFlight
 	if n.cfg.Variant.NoDialOrder {
@@ -186,6 +189,31 @@ func (n *Node) scheduleDials() {
 		return
 	}
 	n.dialDirty = false
+	if n.dialRescan || n.elapsed >= n.nextDial || len(n.dialQ) == 0 {
+		n.dialRescan = false
+		n.dialQ = n.dialCandidates()
+	}
+	for len(n.dialQ) > 0 {
+		if n.inflight >= limit {
+			n.dialDirty = true // more are waiting: check on the next input
+			break
+		}
+		p := n.dialQ[0]
+		n.dialQ[0] = nil
+		n.dialQ = n.dialQ[1:]
+		if n.peers[p.ID] != p || !n.wantsDial(p) || p.nextDial > n.elapsed {
+			continue // connected, dialled, forgotten or backed off since the sort
+		}
+		n.startDial(p)
+	}
+	if len(n.dialQ) == 0 {
+		n.dialQ = nil
+	}
+}
+
+// dialCandidates returns the peers to dial now, in dial order, and sets
+// nextDial to the end of the earliest backoff among the others.
+func (n *Node) dialCandidates() []*peer {
 	var cands []*peer
 	next := Elapsed(math.MaxInt64)
 	var pool []*peer
@@ -218,24 +246,22 @@ func (n *Node) scheduleDials() {
 		}
 		return cmp.Or(cmp.Compare(b.LastConnected, a.LastConnected), cmp.Compare(a.ID, b.ID))
 	})
-	for _, p := range cands {
-		if n.inflight >= limit {
-			n.dialDirty = true // more are waiting: check on the next input
-			break
-		}
-		p.dialing = true
-		n.dialing[p.ID] = true
-		p.dialDeadline = n.elapsed.Add(n.dialTimeout(p))
-		p.LastAttempt, p.LastAttemptWall = n.elapsed, n.wall
-		n.inflight++
-		n.ready.Dials = append(n.ready.Dials, Dial{Peer: p.ID, Locators: slices.Clone(p.Locators), Timeout: n.dialTimeout(p)})
-		last := "never"
-		if p.LastConnected >= 0 {
-			last = n.elapsed.Sub(p.LastConnected).Round(time.Second).String() + " ago"
-		}
-		n.emit(Event{Kind: EvDial, Peer: p.ID, Facts: facts("last_connected", last, "last_failed", p.LastAttemptFailed, "in_flight", n.inflight)})
-	}
 	n.nextDial = next
+	return cands
+}
+
+func (n *Node) startDial(p *peer) {
+	p.dialing = true
+	n.dialing[p.ID] = true
+	p.dialDeadline = n.elapsed.Add(n.dialTimeout(p))
+	p.LastAttempt, p.LastAttemptWall = n.elapsed, n.wall
+	n.inflight++
+	n.ready.Dials = append(n.ready.Dials, Dial{Peer: p.ID, Locators: slices.Clone(p.Locators), Timeout: n.dialTimeout(p)})
+	last := "never"
+	if p.LastConnected >= 0 {
+		last = n.elapsed.Sub(p.LastConnected).Round(time.Second).String() + " ago"
+	}
+	n.emit(Event{Kind: EvDial, Peer: p.ID, Facts: facts("last_connected", last, "last_failed", p.LastAttemptFailed, "in_flight", n.inflight)})
 }
 
 // awayPeers returns the peers in away that are still neither connected nor

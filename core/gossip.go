@@ -556,10 +556,13 @@ func (n *Node) applyAdmitted(res records.Result, from announce.NodeID) {
 			n.away[k.ID] = struct{}{}
 		}
 		if p.records == 1 || p.Withdrawn {
-			n.dialDirty = true
+			n.dialDirty, n.dialRescan = true, true
 		}
 		p.Withdrawn = false
 		if locs := a.Locators(); len(locs) > 0 {
+			if len(p.Locators) == 0 {
+				n.dialRescan = true
+			}
 			p.Locators = locs
 		}
 		// A new seqnum is the server's own proof of life (R3): a dial
@@ -567,7 +570,7 @@ func (n *Node) applyAdmitted(res records.Result, from announce.NodeID) {
 		// maintenance is used at once, not an hour later.
 		if k.ID != n.id && !p.connected && !p.dialing && p.nextDial > n.elapsed {
 			p.nextDial = n.elapsed
-			n.dialDirty = true
+			n.dialDirty, n.dialRescan = true, true
 		}
 		if k.ID != n.id {
 			n.emit(Event{Kind: EvAccepted, Peer: k.ID, Service: k.Service, Reason: res.Outcome.String(),

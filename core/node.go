@@ -258,7 +258,9 @@ type Node struct {
 	inflight   int
 	dialing    map[announce.NodeID]bool
 	bootIDs    []announce.NodeID
-	dialDirty  bool
+	dialDirty  bool    // a slot or a candidate may be free: scheduleDials looks
+	dialRescan bool    // a candidate may have been added: dialQ is stale
+	dialQ      []*peer // sorted candidates not yet dialled (scheduleDials)
 	nextDial   Elapsed
 	lastForget Elapsed
 	leaving    bool
