@@ -153,6 +153,10 @@ type Config struct {
 	// core cannot import. The node counts bytes in and out by it and
 	// bounds its digests by MaxMsgBytes. Required.
 	MsgSize func(Msg) int `json:"-"`
+	// ItemSize returns what one item adds to a digest's encoding:
+	// wire.ItemSize. Nil: worked out with MsgSize, at an allocation an
+	// item.
+	ItemSize func(Item) int `json:"-"`
 
 	// Membership, if set, admits only members' records (a closed grid,
 	// docs/grid.md). Nil is an open grid.

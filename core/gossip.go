@@ -59,7 +59,8 @@ func (n *Node) plainEntries(from uint64, to announce.NodeID) []logEntry {
 // fillDigest adds the relayable entries of es, in index order, up to the
 // message bounds.
 func (n *Node) fillDigest(d Digest, es []logEntry, to announce.NodeID) Digest {
-	size := n.cfg.MsgSize(d)
+	size := n.emptyDigest
+	items := n.itemBuf[:0]
 	for _, e := range es {
 		if n.verOf[e.key] != e.ver {
 			continue
@@ -70,19 +71,29 @@ func (n *Node) fillDigest(d Digest, es []logEntry, to announce.NodeID) Digest {
 		}
 		it.Ver = e.ver
 		grow := n.itemSize(it)
-		if len(d.Items) == n.cfg.MaxDigestItems || size+grow > MaxMsgBytes {
-			d.To, d.More = d.Items[len(d.Items)-1].Ver, true
+		if len(items) == n.cfg.MaxDigestItems || size+grow > MaxMsgBytes {
+			d.To, d.More = items[len(items)-1].Ver, true
 			break
 		}
-		d.Items = append(d.Items, it)
+		items = append(items, it)
 		size += grow
 	}
+	// Gathered in a buffer kept for the next digest, the items leave in
+	// a slice of their own size.
+	if len(items) > 0 {
+		d.Items = slices.Clone(items)
+	}
+	clear(items)
+	n.itemBuf = items[:0]
 	return d
 }
 
 // itemSize is what it adds to a digest's encoding: a digest of it alone
 // less an empty one.
 func (n *Node) itemSize(it Item) int {
+	if n.cfg.ItemSize != nil {
+		return n.cfg.ItemSize(it)
+	}
 	n.oneItem[0] = it
 	return n.cfg.MsgSize(Digest{Items: n.oneItem[:]}) - n.cfg.MsgSize(Digest{})
 }
@@ -124,7 +135,12 @@ func (n *Node) pushDigests() {
 		return
 	}
 	n.pushedVer = n.ver
-	var behind, plain []*link
+	behind, plain := n.behindBuf[:0], n.plainBuf[:0]
+	defer func() {
+		clear(behind)
+		clear(plain)
+		n.behindBuf, n.plainBuf = behind[:0], plain[:0]
+	}()
 	for _, l := range n.glinks {
 		if l.scanned < n.ver {
 			behind = append(behind, l)

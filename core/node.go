@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"time"
+	"unsafe"
 
 	"grapevine/announce"
 	"grapevine/records"
@@ -249,6 +250,12 @@ type Node struct {
 	verOf     map[records.Key]uint64
 	oneSvc    map[string][]string // shared lists of one service (addSvc)
 	oneItem   [1]Item             // itemSize's digest
+	// emptyDigest is a digest's size without items, which its fields'
+	// values do not change (fixed-width in wire).
+	emptyDigest int
+	// Buffers reused from one push to the next (fillDigest, pushDigests).
+	itemBuf             []Item
+	behindBuf, plainBuf []*link
 
 	elapsed    Elapsed
 	savedWall  time.Time
@@ -313,6 +320,7 @@ func New(cfg Config, id Identity, st State, rng *rand.Rand) (*Node, error) {
 		dialing:  map[announce.NodeID]bool{},
 		epoch:    rng.Uint64() | 1,
 	}
+	n.emptyDigest = cfg.MsgSize(Digest{})
 	if err := n.restore(st); err != nil {
 		return nil, err
 	}
@@ -541,7 +549,9 @@ func (n *Node) linkOf(id announce.NodeID) *link {
 }
 
 func hashOf(s announce.Signed) uint64 {
-	h := sha256.Sum256([]byte(s.Msg))
+	// The signed bytes are read in place, not copied: Sum256 neither
+	// keeps nor changes them.
+	h := sha256.Sum256(unsafe.Slice(unsafe.StringData(s.Msg), len(s.Msg)))
 	return binary.BigEndian.Uint64(h[:8])
 }
 

@@ -206,6 +206,22 @@ func Size(m core.Msg) int {
 	return e.n
 }
 
+// ItemSize returns the length of one digest item's encoding: what it adds
+// to a digest. The core gets it as core.Config.ItemSize.
+func ItemSize(it core.Item) int {
+	e := encoder{counting: true}
+	e.item(it)
+	return e.n
+}
+
+func (e *encoder) item(it core.Item) {
+	e.str(it.Service)
+	e.id("id", it.ID)
+	e.varint(it.Seqnum)
+	e.u64(it.Hash)
+	e.uvarint(it.Ver)
+}
+
 // Append appends the encoding of m to b. On error b is returned unchanged.
 func Append(b []byte, m core.Msg) ([]byte, error) {
 	e := encoder{b: b, start: len(b)}
@@ -245,11 +261,7 @@ func (e *encoder) msg(m core.Msg) {
 		e.list = "items"
 		for i, it := range m.Items {
 			e.idx = i
-			e.str(it.Service)
-			e.id("id", it.ID)
-			e.varint(it.Seqnum)
-			e.u64(it.Hash)
-			e.uvarint(it.Ver)
+			e.item(it)
 		}
 	case core.Fetch:
 		e.uvarint(uint64(len(m.Keys)))

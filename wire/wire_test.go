@@ -199,6 +199,36 @@ func TestRoundTripRandom(t *testing.T) {
 	}
 }
 
+// The core sizes digests by ItemSize per item on top of the size of an
+// empty digest, taken once: both must agree with Size of the whole.
+func TestDigestSizeByItems(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	empty := wire.Size(core.Digest{})
+	if full := wire.Size(core.Digest{Epoch: math.MaxUint64, From: math.MaxUint64, To: math.MaxUint64, More: true}); full != empty {
+		t.Fatalf("an empty digest's size depends on its fields: %d and %d", empty, full)
+	}
+	for i := range 2000 {
+		var items []core.Item
+		want := empty
+		for range i % 130 {
+			it := core.Item{Service: strings.Repeat("s", r.IntN(300)), ID: idFrom(r),
+				Seqnum: r.Int64() >> r.IntN(64), Hash: r.Uint64(), Ver: r.Uint64() >> r.IntN(64)}
+			if r.IntN(2) == 0 {
+				it.Seqnum = -it.Seqnum
+			}
+			items = append(items, it)
+			want += wire.ItemSize(it)
+		}
+		// The item count's varint grows by one byte at 128 items.
+		if len(items) >= 128 {
+			want++
+		}
+		if got := wire.Size(core.Digest{Items: items}); got != want {
+			t.Fatalf("%d items: Size %d, empty plus ItemSize each %d", len(items), got, want)
+		}
+	}
+}
+
 // The layouts in the package doc, byte by byte.
 func TestLayout(t *testing.T) {
 	k := testKey(t, 1)

@@ -176,7 +176,7 @@ func Run(ctx context.Context, opt Options) (err error) {
 	if d.cfg, err = dir.Config.CoreConfig(); err != nil {
 		return err
 	}
-	d.cfg.MsgSize = wire.Size
+	d.cfg.MsgSize, d.cfg.ItemSize = wire.Size, wire.ItemSize
 	if opt.coreConfig != nil {
 		opt.coreConfig(&d.cfg)
 	}

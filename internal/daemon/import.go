@@ -145,7 +145,7 @@ func Import(ctx context.Context, dir string, recs []announce.Signed, now time.Ti
 	if err != nil {
 		return nil, err
 	}
-	cfg.MsgSize = wire.Size
+	cfg.MsgSize, cfg.ItemSize = wire.Size, wire.ItemSize
 	var pol *policy
 	if nd.Config.Grid != "" {
 		if pol, err = loadPolicy(dir, announce.NodeID(nd.Config.Grid)); err != nil {

@@ -180,7 +180,7 @@ func (n *Net) Add(name string, id core.Identity, cfg core.Config) *Host {
 		cfg.Verify = n.Verify
 	}
 	if cfg.MsgSize == nil {
-		cfg.MsgSize = wire.Size
+		cfg.MsgSize, cfg.ItemSize = wire.Size, wire.ItemSize
 	}
 	h := &Host{Name: name, ID: id.Key.ID(), Identity: id, Config: cfg, idx: int32(len(n.order)),
 		dials: map[announce.NodeID]bool{}, halfOpen: map[announce.NodeID]bool{}}
