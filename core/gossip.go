@@ -157,14 +157,16 @@ func (n *Node) pushDigests() {
 			}
 		}
 	case len(n.plainDirty) > 0:
-		for id := range n.plainDirty {
+		slices.Sort(n.plainDirty)
+		for _, id := range slices.Compact(n.plainDirty) {
 			if l := n.linkOf(id); l != nil && l.scanned < n.ver && !l.inGlinks {
 				plain = append(plain, l)
 			}
 		}
-		slices.SortFunc(plain, func(a, b *link) int { return cmp.Compare(a.id, b.id) })
 	}
-	n.ownChanged, n.plainDirty = false, nil
+	clear(n.plainDirty)
+	n.ownChanged, n.plainDirty = false, n.plainDirty[:0]
+	n.ready.Messages = slices.Grow(n.ready.Messages, len(behind)+len(plain))
 	// The overlay already bounds the gossip links: they all get it now.
 	if f := n.cfg.PushFanout; f > 0 && len(behind) > f && !lazy && n.cfg.GossipDegree == 0 {
 		n.rng.Shuffle(len(behind), func(i, j int) { behind[i], behind[j] = behind[j], behind[i] })

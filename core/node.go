@@ -202,7 +202,7 @@ type Node struct {
 	// What plain links may need since the last push: own records changed,
 	// or records of these peers (overlay.go).
 	ownChanged bool
-	plainDirty map[announce.NodeID]struct{}
+	plainDirty []announce.NodeID // unsorted, may repeat
 
 	cfg  Config
 	key  announce.PrivateKey

@@ -82,9 +82,6 @@ func (n *Node) notePlain(id announce.NodeID) {
 		return
 	}
 	if l := n.linkOf(id); l != nil && !n.gossips(l) {
-		if n.plainDirty == nil {
-			n.plainDirty = map[announce.NodeID]struct{}{}
-		}
-		n.plainDirty[id] = struct{}{}
+		n.plainDirty = append(n.plainDirty, id)
 	}
 }
