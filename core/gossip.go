@@ -88,14 +88,18 @@ func (n *Node) fillDigest(d Digest, es []logEntry, to announce.NodeID) Digest {
 	return d
 }
 
-// itemSize is what it adds to a digest's encoding: a digest of it alone
-// less an empty one.
-func (n *Node) itemSize(it Item) int {
-	if n.cfg.ItemSize != nil {
-		return n.cfg.ItemSize(it)
+// itemSize is what it adds to a digest's encoding.
+func (n *Node) itemSize(it Item) int { return n.cfg.ItemSize(it) }
+
+// itemSizeByMsgSize is ItemSize worked out from MsgSize, for drivers
+// that give only MsgSize: a digest of the item alone less an empty one.
+func itemSizeByMsgSize(msgSize func(Msg) int) func(Item) int {
+	var one [1]Item
+	empty := msgSize(Digest{})
+	return func(it Item) int {
+		one[0] = it
+		return msgSize(Digest{Items: one[:]}) - empty
 	}
-	n.oneItem[0] = it
-	return n.cfg.MsgSize(Digest{Items: n.oneItem[:]}) - n.cfg.MsgSize(Digest{})
 }
 
 // item describes the record for k if it may be passed to neighbour to (R1).
@@ -136,11 +140,6 @@ func (n *Node) pushDigests() {
 	}
 	n.pushedVer = n.ver
 	behind, plain := n.behindBuf[:0], n.plainBuf[:0]
-	defer func() {
-		clear(behind)
-		clear(plain)
-		n.behindBuf, n.plainBuf = behind[:0], plain[:0]
-	}()
 	for _, l := range n.glinks {
 		if l.scanned < n.ver {
 			behind = append(behind, l)
@@ -191,6 +190,9 @@ func (n *Node) pushDigests() {
 		}
 		l.sentTo = d.To
 	}
+	clear(behind)
+	clear(plain)
+	n.behindBuf, n.plainBuf = behind[:0], plain[:0]
 }
 
 // own turns a plain link's digest that names only this node's own

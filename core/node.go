@@ -249,7 +249,6 @@ type Node struct {
 	log       []logEntry
 	verOf     map[records.Key]uint64
 	oneSvc    map[string][]string // shared lists of one service (addSvc)
-	oneItem   [1]Item             // itemSize's digest
 	// emptyDigest is a digest's size without items, which its fields'
 	// values do not change (fixed-width in wire).
 	emptyDigest int
@@ -321,6 +320,9 @@ func New(cfg Config, id Identity, st State, rng *rand.Rand) (*Node, error) {
 		epoch:    rng.Uint64() | 1,
 	}
 	n.emptyDigest = cfg.MsgSize(Digest{})
+	if n.cfg.ItemSize == nil {
+		n.cfg.ItemSize = itemSizeByMsgSize(cfg.MsgSize)
+	}
 	if err := n.restore(st); err != nil {
 		return nil, err
 	}
