@@ -19,3 +19,6 @@ func (n *Node) Cursor(id announce.NodeID) uint64 {
 	}
 	return 0
 }
+
+// HashOf is the digest hash of a signed record.
+func HashOf(s announce.Signed) uint64 { return hashOf(s) }

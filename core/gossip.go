@@ -29,10 +29,10 @@ func (n *Node) sendSyncReq(l *link) {
 func (n *Node) digest(from uint64, l *link) Digest {
 	d := Digest{Epoch: n.epoch, From: from, To: n.ver}
 	if !n.gossips(l) {
-		return n.fillDigest(d, n.plainEntries(from, l.id), l.id)
+		return n.fillDigest(d, n.plainEntries(from, l.id), l)
 	}
 	i, _ := slices.BinarySearchFunc(n.log, from+1, func(e logEntry, v uint64) int { return cmp.Compare(e.ver, v) })
-	return n.fillDigest(d, n.log[i:], l.id)
+	return n.fillDigest(d, n.log[i:], l)
 }
 
 // plainEntries are the index entries after from of the two ends' own
@@ -56,17 +56,18 @@ func (n *Node) plainEntries(from uint64, to announce.NodeID) []logEntry {
 	return es
 }
 
-// fillDigest adds the relayable entries of es, in index order, up to the
-// message bounds.
-func (n *Node) fillDigest(d Digest, es []logEntry, to announce.NodeID) Digest {
+// fillDigest adds the entries of es relayable to l, in index order, up
+// to the message bounds. A record l announced to this node is left out:
+// l has it.
+func (n *Node) fillDigest(d Digest, es []logEntry, l *link) Digest {
 	size := n.emptyDigest
 	items := n.itemBuf[:0]
 	for _, e := range es {
 		if n.verOf[e.key] != e.ver {
 			continue
 		}
-		it, ok := n.item(e.key, to)
-		if !ok {
+		it, ok := n.item(e.key, l.id)
+		if !ok || l.heard.has(it.Hash) {
 			continue
 		}
 		it.Ver = e.ver
@@ -320,6 +321,9 @@ func (n *Node) onDigest(l *link, d Digest) {
 	var want []records.Key
 	limit := d.To
 	for _, it := range d.Items {
+		if l.inGlinks {
+			l.hear(it.Hash)
+		}
 		if !n.wants(it, l.id) {
 			continue
 		}

@@ -190,7 +190,8 @@ type link struct {
 	vouchSpent  bool
 	closed      bool
 	inGlinks    bool
-	syncStamp   uint32 // bumped at each round (syncQueue)
+	syncStamp   uint32      // bumped at each round (syncQueue)
+	heard       *heardTable // gossip links only: what the other end announced
 }
 
 // Node is the protocol state machine. It is single-threaded and does no

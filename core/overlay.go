@@ -3,7 +3,11 @@ package core
 // The gossip overlay: a node gossips over a bounded set of links, not over
 // every connection (docs/design.md, "Dissemination").
 
-import "grapevine/announce"
+import (
+	"slices"
+
+	"grapevine/announce"
+)
 
 // gossips: third-party records go over l (either end chose it).
 func (n *Node) gossips(l *link) bool {
@@ -84,4 +88,40 @@ func (n *Node) notePlain(id announce.NodeID) {
 	if l := n.linkOf(id); l != nil && !n.gossips(l) {
 		n.plainDirty = append(n.plainDirty, id)
 	}
+}
+
+// heardSets × heardWays bounds the announcements a gossip link
+// remembers, 8 bytes each: a few relay delays' worth (PlainRelayDelay) of
+// changes on a grid of hundreds of servers.
+const (
+	heardSets = 32
+	heardWays = 4
+)
+
+// heardTable holds the hashes of items the other end of a gossip link
+// announced, in a small set-associative table (the oldest of a set goes
+// first). The other end has those records, so digests to it leave them
+// out (Plumtree's rule: a change crosses a link about once, not once each
+// way). A hash that falls out only costs a redundant item.
+type heardTable struct {
+	hash [heardSets][heardWays]uint64
+	next [heardSets]uint8
+}
+
+// hear notes an item l's other end announced.
+func (l *link) hear(h uint64) {
+	if l.heard == nil {
+		l.heard = new(heardTable)
+	}
+	t := l.heard
+	s := h % heardSets
+	if slices.Contains(t.hash[s][:], h) {
+		return
+	}
+	t.hash[s][t.next[s]] = h
+	t.next[s] = (t.next[s] + 1) % heardWays
+}
+
+func (t *heardTable) has(h uint64) bool {
+	return t != nil && h != 0 && slices.Contains(t.hash[h%heardSets][:], h)
 }

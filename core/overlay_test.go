@@ -217,3 +217,96 @@ func TestOwnPushOverPlainLink(t *testing.T) {
 		t.Fatal("dropping another node's record in an Own push was not explained")
 	}
 }
+
+// A record a gossip neighbour announced is left out of digests to it,
+// whether this node held the record by then (a server's own, straight from
+// the server over a plain link) or was still fetching it: each change
+// crosses a gossip link about once, not once each way. A neighbour that
+// did not announce it still hears of it.
+func TestAnnouncedNotEchoed(t *testing.T) {
+	srvItem := func() (core.Own, core.Item) {
+		srv := newNode(t, "srv", core.TestConfig(), "storage")
+		srv.Step(t0, core.Persisted{Counter: 1})
+		srv.Ready()
+		srv.Step(t0, core.Connected{Peer: sim.KeyFor("cl", 7).ID(), Inbound: true})
+		srv.Ready()
+		svc := announce.Template{Service: announce.Service{Name: "storage"}, Locators: []string{sim.Locator(srv.ID())}}
+		srv.Step(t0, core.SetServices{Services: []announce.Template{svc}})
+		srv.Ready()
+		srv.Step(t0, core.Persisted{Counter: 2})
+		for _, m := range srv.Ready().Messages {
+			if o, ok := m.Msg.(core.Own); ok && len(o.Recs) == 1 {
+				s := o.Recs[0]
+				a, err := announce.Verify(s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return o, core.Item{Service: "storage", ID: srv.ID(), Seqnum: a.Seqnum, Hash: core.HashOf(s), Ver: 1}
+			}
+		}
+		t.Fatal("the server pushed no Own after its re-sign")
+		return core.Own{}, core.Item{}
+	}
+	own, it := srvItem()
+
+	told := func(msgs []core.Envelope) map[announce.NodeID]bool {
+		m := map[announce.NodeID]bool{}
+		for _, e := range msgs {
+			if d, ok := e.Msg.(core.Digest); ok {
+				for _, i := range d.Items {
+					m[e.To] = m[e.To] || i.ID == it.ID
+				}
+			}
+		}
+		return m
+	}
+	b, c, d := sim.KeyFor("b", 7).ID(), sim.KeyFor("c", 7).ID(), sim.KeyFor("d", 7).ID()
+	cfg := core.TestConfig()
+	cfg.GossipDegree = 3
+
+	// Held: the server's own record came over the plain link, and b
+	// announced it before the relay delay ran out.
+	cl := newNode(t, "cl", cfg)
+	for _, id := range []announce.NodeID{b, c, d, it.ID} {
+		cl.Step(t0, core.Connected{Peer: id})
+	}
+	cl.Ready()
+	if cl.GossipsWith(it.ID) || !cl.GossipsWith(b) {
+		t.Fatal("setup: the link to the server should be plain, the others gossip links")
+	}
+	cl.Step(t0, core.Received{From: it.ID, Msg: own})
+	if !cl.Holds(it.ID) {
+		t.Fatal("the client did not admit the server's own record")
+	}
+	cl.Step(t0, core.Received{From: b, Msg: core.Digest{To: 1, Items: []core.Item{it}}})
+	cl.Ready()
+	cl.Step(t0.Add(cfg.PlainRelayDelay+time.Second), core.Tick{})
+	got := told(cl.Ready().Messages)
+	if got[b] {
+		t.Fatal("the client announced the record back to the neighbour that announced it")
+	}
+	if !got[c] || !got[d] {
+		t.Fatalf("neighbours that did not announce it were not told: %v", got)
+	}
+
+	// Fetching: b and c announced it, b's copy arrived.
+	a := newNode(t, "a", cfg)
+	for _, id := range []announce.NodeID{b, c, d} {
+		a.Step(t0, core.Connected{Peer: id})
+	}
+	a.Ready()
+	a.Step(t0, core.Received{From: b, Msg: core.Digest{To: 1, Items: []core.Item{it}}})
+	a.Step(t0, core.Received{From: c, Msg: core.Digest{To: 1, Items: []core.Item{it}}})
+	a.Ready()
+	a.Step(t0, core.Received{From: b, Msg: core.Records{Recs: own.Recs}})
+	if !a.Relays(it.ID) {
+		t.Fatal("a does not pass on the record it fetched")
+	}
+	got = told(a.Ready().Messages)
+	if got[b] || got[c] {
+		t.Fatalf("a announced the record back to a neighbour that announced it: %v", got)
+	}
+	if !got[d] {
+		t.Fatal("a did not announce the record to the neighbour that lacks it")
+	}
+}
