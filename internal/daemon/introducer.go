@@ -158,18 +158,21 @@ func PrepareIntroducer(dir string, c nodedir.IntroducerConfig) (string, error) {
 }
 
 // listenKeepingPort listens on addr; with port 0 it first tries the port
-// of the FURL already written, so that the FURL stays the same.
+// of the FURL already written, so that the FURL stays the same. The
+// kernel's TCP keepalive is off: foolscap's PING and idle timeout do its
+// work.
 func listenKeepingPort(addr, old string) (net.Listener, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
 	}
+	lc := net.ListenConfig{KeepAlive: -1}
 	if port == "0" && old != "" && old != "0" {
-		if ln, err := net.Listen("tcp", net.JoinHostPort(host, old)); err == nil {
+		if ln, err := lc.Listen(context.Background(), "tcp", net.JoinHostPort(host, old)); err == nil {
 			return ln, nil
 		}
 	}
-	return net.Listen("tcp", addr)
+	return lc.Listen(context.Background(), "tcp", addr)
 }
 
 func (in *introducer) close() {

@@ -69,7 +69,7 @@ func tcpHintAddr(h string) (string, bool) {
 func dialConn(ctx context.Context, tub *Tub, target, addr string, opts Options) (*Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, opts.HandshakeTimeout)
 	defer cancel()
-	var d net.Dialer
+	d := net.Dialer{KeepAlive: -1} // our PING and idle timeout do its work
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err

@@ -42,7 +42,8 @@
 // the link comes up; then the dialling side pings a link quiet for a
 // whole HeartbeatInterval, checked once an interval (so an idle link is
 // pinged every 2 × HeartbeatInterval). Each pong is a core.RTTSample, and a connection
-// with nothing read for IdleTimeout is closed. Writes have a deadline per
+// with nothing read for IdleTimeout is closed. The kernel's TCP keepalive
+// is off: the heartbeat does its work. Writes have a deadline per
 // frame; a peer that lets SendQueue frames pile up is disconnected rather
 // than buffered for. Disconnected, DialFailed and Rejection carry the
 // Reason* words.

@@ -42,7 +42,8 @@ func Listen(opts Options) (*TCP, error) {
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", opts.ListenAddr)
+	lc := net.ListenConfig{KeepAlive: opts.tcpKeepAlive()}
+	ln, err := lc.Listen(context.Background(), "tcp", opts.ListenAddr)
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +197,7 @@ func (t *TCP) accept(h *handshake) *conn {
 // connect dials one locator and runs the outbound handshake.
 func (t *TCP) connect(ctx context.Context, loc announce.Locator) (*conn, error) {
 	e := t.e
-	var d net.Dialer
+	d := net.Dialer{KeepAlive: e.opts.tcpKeepAlive()}
 	raw, err := d.DialContext(ctx, "tcp", loc.Addr)
 	if err != nil {
 		return nil, err

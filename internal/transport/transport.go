@@ -117,6 +117,11 @@ type Options struct {
 	// 3 × HeartbeatInterval.
 	IdleTimeout time.Duration
 
+	// kernelKeepAlive turns the kernel's TCP keepalive on at this period
+	// (benchmarks only: the baseline). By default it is off; see
+	// tcpKeepAlive.
+	kernelKeepAlive time.Duration
+
 	// WriteTimeout bounds the writing of each frame. Default 10 s.
 	WriteTimeout time.Duration
 
@@ -208,6 +213,18 @@ const (
 	// others little, and decoded frames waiting in memory stay few.
 	InputQueue = 16
 )
+
+// tcpKeepAlive is the KeepAlive of the transport's dialer and listener:
+// off. The heartbeat and IdleTimeout already find a dead peer, and Go's
+// default (a probe from each end after every 15 s of quiet) sent an idle
+// link about four times the packets the heartbeat does, in both
+// directions, for nothing (docs/benchmarks.md, "Idle links").
+func (o Options) tcpKeepAlive() time.Duration {
+	if o.kernelKeepAlive > 0 {
+		return o.kernelKeepAlive
+	}
+	return -1
+}
 
 func (o Options) withDefaults() (Options, error) {
 	if !o.Key.Valid() {
