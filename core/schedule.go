@@ -75,4 +75,7 @@ func (n *Node) setGossip(l *link) {
 	case !want && found:
 		n.glinks = slices.Delete(n.glinks, i, i+1)
 	}
+	if !want {
+		l.heard = nil // a plain or closed link leaves nothing out
+	}
 }

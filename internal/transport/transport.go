@@ -217,8 +217,8 @@ const (
 // tcpKeepAlive is the KeepAlive of the transport's dialer and listener:
 // off. The heartbeat and IdleTimeout already find a dead peer, and Go's
 // default (a probe from each end after every 15 s of quiet) sent an idle
-// link about four times the packets the heartbeat does, in both
-// directions, for nothing (docs/benchmarks.md, "Idle links").
+// link nearly three times the packets the heartbeat does, for nothing
+// (docs/benchmarks.md, "Idle links").
 func (o Options) tcpKeepAlive() time.Duration {
 	if o.kernelKeepAlive > 0 {
 		return o.kernelKeepAlive
