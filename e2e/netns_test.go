@@ -48,7 +48,7 @@ import (
 //
 // The partition cuts s3 (in r's forward chain) and c3 (in nat's) off from
 // everything. A silently dropped link is noticed by the daemon's idle
-// timeout (90 s, not scaled by the test preset); to keep the test short
+// timeout (6 min, not scaled by the test preset); to keep the test short
 // every node's namespace sets net.ipv4.tcp_retries2 = 3, so the kernel
 // gives up on unacknowledged data after about 3 s instead, as a host with
 // short TCP timeouts would.

@@ -10,7 +10,9 @@
 // A node is its ed25519 key; its ID is announce.IDOf(key). Each node
 // presents a self-signed X.509 certificate for that key, both when
 // dialling and when accepting, and each side requires one from the other.
-// Only TLS 1.3 and the ALPN protocol "grapevine/1" are accepted. There is
+// Only TLS 1.3 and the ALPN protocols "grapevine/2" and, from older nodes,
+// "grapevine/1" are accepted (over the latter the heartbeat keeps the
+// older timings). There is
 // no CA, no host name, no certificate expiry: a peer is authenticated by
 // proving, in the TLS 1.3 handshake, that it holds the private key of the
 // one ed25519 certificate it presents, and that certificate must be

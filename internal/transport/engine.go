@@ -439,6 +439,8 @@ type conn struct {
 	addr     string   // the remote address
 	nc       net.Conn // the framed stream: TLS, or a pipe
 	raw      net.Conn // what nc runs on, for closing abruptly
+	// The options' heartbeat and idle timeout, or a grapevine/1 peer's.
+	heartbeat, idleTimeout time.Duration
 
 	sendq      chan []byte  // encoded frames
 	queued     atomic.Int64 // bytes in sendq
@@ -482,9 +484,16 @@ func (b *readBudget) take(n int, now time.Time) time.Duration {
 	return time.Duration(-b.tokens / b.rate * float64(time.Second))
 }
 
-func (e *engine) newConn(nc, raw net.Conn, peer announce.NodeID, inbound bool, addr string) *conn {
+// newConn makes a connection; legacy: the peer speaks grapevine/1, and
+// the heartbeat keeps to its timings.
+func (e *engine) newConn(nc, raw net.Conn, peer announce.NodeID, inbound bool, addr string, legacy bool) *conn {
+	hb, idle := e.opts.HeartbeatInterval, e.opts.IdleTimeout
+	if legacy {
+		hb, idle = min(hb, legacyHeartbeat), min(idle, legacyIdle)
+	}
 	return &conn{
 		e: e, peer: peer, inbound: inbound, addr: addr, nc: nc, raw: raw,
+		heartbeat: hb, idleTimeout: idle,
 		sendq:      make(chan []byte, e.opts.SendQueue),
 		pongq:      make(chan uint64, 1),
 		done:       make(chan struct{}),
@@ -526,7 +535,7 @@ func (c *conn) readLoop() error {
 		e.frames.release(c)
 		// Set the deadline, then check done: close sets its past deadline
 		// after closing done, so one of the two stops the read.
-		deadline := time.Now().Add(e.opts.IdleTimeout)
+		deadline := time.Now().Add(c.idleTimeout)
 		c.nc.SetReadDeadline(deadline)
 		if c.closed() {
 			return nil
@@ -597,7 +606,7 @@ func (c *conn) writeLoop() {
 	defer close(c.writerDone)
 	e := c.e
 	bw := bufio.NewWriterSize(c.nc, 32<<10)
-	tick := time.NewTicker(e.opts.HeartbeatInterval)
+	tick := time.NewTicker(c.heartbeat)
 	defer tick.Stop()
 	var nonce uint64
 	ping := func() []byte {
@@ -650,7 +659,7 @@ func (c *conn) writeLoop() {
 			// Only the dialling side pings, and only a link that was
 			// quiet for a heartbeat in either direction: traffic already
 			// shows both ends are alive.
-			hb := e.opts.HeartbeatInterval
+			hb := c.heartbeat
 			if !c.inbound && (time.Since(lastWrite) >= hb || time.Since(time.Unix(0, c.lastRead.Load())) >= hb) {
 				ok = write(ping(), true)
 				lastWrite = time.Now()

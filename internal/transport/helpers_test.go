@@ -61,7 +61,9 @@ func (r *recorder) onReject(rj Rejection) {
 	r.mu.Unlock()
 }
 
-const waitLimit = 2 * time.Minute
+// waitLimit outlasts the default idle timeout, which synctest tests wait
+// out in virtual time.
+const waitLimit = 2 * 3 * DefaultHeartbeat
 
 // next returns the first unused input matching pred, waiting for it.
 func (r *recorder) next(t testing.TB, what string, pred func(core.Input) bool) core.Input {

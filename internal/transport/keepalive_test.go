@@ -72,30 +72,35 @@ func TestNoKernelKeepAlive(t *testing.T) {
 }
 
 // BenchmarkIdleLink measures what idle connections cost below TLS: one
-// node with links to 20 others, all quiet but for the heartbeat (the
-// default 30 s), for a window of 2 minutes; TCP segments each way and
-// bytes on the wire (payload plus 52 bytes of IPv4 and TCP headers with
-// timestamps per segment), per link. The baseline is the kernel's TCP
-// keepalive at Go's default period, measured in the same run.
+// node with links to 20 others, all quiet but for the heartbeat, for a
+// window of 4 minutes; TCP segments each way and bytes on the wire
+// (payload plus 52 bytes of IPv4 and TCP headers with timestamps per
+// segment), per link. Cases: the kernel's TCP keepalive at Go's default
+// period with the old 30-s heartbeat (before), keepalive off with that
+// heartbeat, and keepalive off with the default heartbeat (now).
 //
 //	go test -run XXX -bench IdleLink -benchtime 1x -v ./internal/transport/
 func BenchmarkIdleLink(b *testing.B) {
-	const links, window, header = 20, 2 * time.Minute, 52
-	for _, ka := range []time.Duration{15 * time.Second, 0} {
-		name := "kernel-keepalive=off"
-		if ka > 0 {
-			name = fmt.Sprintf("kernel-keepalive=%v", ka)
+	const links, window, header = 20, 4 * time.Minute, 52
+	for _, c := range []struct{ keepAlive, heartbeat time.Duration }{
+		{15 * time.Second, legacyHeartbeat},
+		{0, legacyHeartbeat},
+		{0, DefaultHeartbeat},
+	} {
+		ka := "off"
+		if c.keepAlive > 0 {
+			ka = c.keepAlive.String()
 		}
-		b.Run(name, func(b *testing.B) {
+		b.Run(fmt.Sprintf("kernel-keepalive=%s/heartbeat=%v", ka, c.heartbeat), func(b *testing.B) {
 			var segs, bytes float64
 			for range b.N {
-				s, by := idleLinks(b, links, window, ka)
+				s, by := idleLinks(b, links, window, c.keepAlive, c.heartbeat)
 				segs, bytes = segs+s, bytes+by
 			}
 			per := float64(b.N) * links * window.Seconds()
 			b.ReportMetric(segs/per, "segments/s/link")
 			b.ReportMetric((bytes+segs*header)/per, "wireB/s/link")
-			b.ReportMetric((bytes+segs*header)/float64(b.N)/links*(24*time.Hour).Seconds()/window.Seconds()/1e6, "MB/day/link")
+			b.ReportMetric((bytes+segs*header)/per*(24*time.Hour).Seconds()/1e6, "MB/day/link")
 		})
 	}
 }
@@ -103,10 +108,10 @@ func BenchmarkIdleLink(b *testing.B) {
 // idleLinks connects a hub to n nodes, waits out the window, and returns
 // the segments and payload bytes the hub's sockets sent and received in
 // it.
-func idleLinks(b *testing.B, n int, window, keepAlive time.Duration) (segs, bytes float64) {
+func idleLinks(b *testing.B, n int, window, keepAlive, heartbeat time.Duration) (segs, bytes float64) {
 	b.StopTimer()
 	start := func(i int) *TCP {
-		tr, err := Listen(Options{Key: idleKey(b, i), ListenAddr: "127.0.0.1:0", kernelKeepAlive: keepAlive})
+		tr, err := Listen(Options{Key: idleKey(b, i), ListenAddr: "127.0.0.1:0", kernelKeepAlive: keepAlive, HeartbeatInterval: heartbeat})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -158,4 +163,33 @@ func idleKey(b *testing.B, i int) announce.PrivateKey {
 		b.Fatal(err)
 	}
 	return k
+}
+
+// A node that speaks only grapevine/1 closes a link quiet for its idle
+// timeout, so a newer node keeps to its timings over that link (and only
+// that one): it pings at the legacy period, and the legacy node's link
+// stays up. Two newer nodes keep their own, long, heartbeat.
+func TestLegacyPeerKeepsItsTimings(t *testing.T) {
+	hb, idle := legacyHeartbeat, legacyIdle
+	legacyHeartbeat, legacyIdle = 20*time.Millisecond, 300*time.Millisecond
+	t.Cleanup(func() { legacyHeartbeat, legacyIdle = hb, idle })
+	slow := func(o *Options) { o.HeartbeatInterval, o.IdleTimeout = time.Hour, 2*time.Hour }
+
+	protocols = []string{ALPNv1} // made with the old protocol list
+	old := startTCP(t, testKey(t, 1), slow)
+	protocols = []string{ALPN, ALPNv1}
+	a := startTCP(t, testKey(t, 2), slow)
+	b := startTCP(t, testKey(t, 3), slow)
+	connect(t, a, old)
+	connect(t, a, b)
+	time.Sleep(time.Second) // a second of an idle link: 25 legacy heartbeats, none of a's own
+	if n := a.rec.count(isRTT(old.id)); n < 5 {
+		t.Errorf("a pinged the grapevine/1 node %d times in a second, want the legacy period (20 ms)", n)
+	}
+	if n := a.rec.count(isRTT(b.id)); n != 1 {
+		t.Errorf("a pinged a grapevine/2 node %d times in a second, want only the first ping", n)
+	}
+	if n := old.rec.count(isDisconnected(a.id)); n != 0 {
+		t.Errorf("the grapevine/1 node closed its link to a: %d Disconnected", n)
+	}
 }

@@ -131,7 +131,7 @@ func (m *memEndpoint) connect(ctx context.Context, loc announce.Locator) (*conn,
 		a.Close()
 		return nil, errMemRefused
 	}
-	return m.e.newConn(a, a, loc.ID, false, loc.Addr), nil
+	return m.e.newConn(a, a, loc.ID, false, loc.Addr, false), nil
 }
 
 // memConn is one end of an in-memory connection: a net.Pipe each way, so
@@ -178,7 +178,7 @@ func (m *memEndpoint) accept(nc net.Conn, from announce.NodeID, addr string) boo
 	if e.closed {
 		return false
 	}
-	c := e.newConn(nc, nc, from, true, addr)
+	c := e.newConn(nc, nc, from, true, addr, false)
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()

@@ -82,7 +82,7 @@ func TestInboundRejections(t *testing.T) {
 		{"ecdsa", &tls.Config{NextProtos: []string{ALPN}, Certificates: []tls.Certificate{selfSigned(t, &ec.PublicKey, ec)}}, ReasonBadCertificate},
 		{"signed by another key", &tls.Config{NextProtos: []string{ALPN}, Certificates: []tls.Certificate{notSelf}}, ReasonBadCertificate},
 		{"two certificates", &tls.Config{NextProtos: []string{ALPN}, Certificates: []tls.Certificate{chain}}, ReasonBadCertificate},
-		{"other protocol", &tls.Config{NextProtos: []string{"grapevine/2"}, Certificates: []tls.Certificate{good}}, ReasonProtocol},
+		{"other protocol", &tls.Config{NextProtos: []string{"grapevine/99"}, Certificates: []tls.Certificate{good}}, ReasonProtocol},
 		{"no protocol", &tls.Config{Certificates: []tls.Certificate{good}}, ReasonProtocol},
 		{"tls 1.2", &tls.Config{NextProtos: []string{ALPN}, Certificates: []tls.Certificate{good}, MaxVersion: tls.VersionTLS12}, ReasonProtocol},
 		{"our own key", &tls.Config{NextProtos: []string{ALPN}, Certificates: []tls.Certificate{edCert(t, bKey)}}, ReasonSelf},

@@ -9,14 +9,28 @@ import (
 	"crypto/x509/pkix"
 	"fmt"
 	"math/big"
+	"slices"
 	"time"
 
 	"grapevine/announce"
 )
 
-// ALPN is the application protocol both sides must negotiate. A new
-// incompatible protocol gets a new name.
-const ALPN = "grapevine/1"
+// ALPN is the application protocol both sides negotiate. A new
+// incompatible protocol gets a new name. ALPNv1 is the same protocol as
+// nodes before the heartbeat was lengthened speak it: they close a link
+// quiet for 90 s, so over such a link the heartbeat keeps to their
+// timings (legacyHeartbeat).
+const (
+	ALPN   = "grapevine/2"
+	ALPNv1 = "grapevine/1"
+)
+
+// protocols are offered and accepted in this order of preference.
+var protocols = []string{ALPN, ALPNv1}
+
+// A grapevine/1 peer closes a link with nothing read for 90 s and, when
+// it dialled, pings a quiet link every 60 s. Variables for the tests.
+var legacyHeartbeat, legacyIdle = 30 * time.Second, 90 * time.Second
 
 // certificate returns the node's self-signed TLS certificate: its ed25519
 // key, signed by itself. It is deterministic: the serial number derives
@@ -55,8 +69,8 @@ func peerID(cs tls.ConnectionState) (announce.NodeID, error) {
 	if cs.Version != tls.VersionTLS13 {
 		return "", &AuthError{Reason: ReasonProtocol, Detail: fmt.Sprintf("TLS version %#x, want 1.3", cs.Version)}
 	}
-	if cs.NegotiatedProtocol != ALPN {
-		return "", &AuthError{Reason: ReasonProtocol, Detail: fmt.Sprintf("application protocol %q, want %q", cs.NegotiatedProtocol, ALPN)}
+	if !slices.Contains(protocols, cs.NegotiatedProtocol) {
+		return "", &AuthError{Reason: ReasonProtocol, Detail: fmt.Sprintf("application protocol %q, want one of %q", cs.NegotiatedProtocol, protocols)}
 	}
 	if n := len(cs.PeerCertificates); n != 1 {
 		return "", &AuthError{Reason: ReasonBadCertificate, Detail: fmt.Sprintf("%d certificates, want one", n)}
@@ -82,7 +96,7 @@ func tlsConfig(cert tls.Certificate, self announce.NodeID) *tls.Config {
 	return &tls.Config{
 		MinVersion:             tls.VersionTLS13,
 		Certificates:           []tls.Certificate{cert},
-		NextProtos:             []string{ALPN},
+		NextProtos:             protocols,
 		ClientAuth:             tls.RequestClientCert, // peerID requires exactly one
 		InsecureSkipVerify:     true,                  // for the client side: VerifyConnection verifies
 		SessionTicketsDisabled: true,

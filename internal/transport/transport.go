@@ -109,12 +109,14 @@ type Options struct {
 	// a link that was quiet (no frame written or read) for a whole
 	// interval. The check after a ping finds it just under an interval
 	// old, so an idle link carries one ping every 2 × HeartbeatInterval.
-	// Each pong is an RTTSample. Default 30 s (a ping a minute when idle).
+	// Each pong is an RTTSample. Default 2 min (a ping every 4 min when
+	// idle, as foolscap's keepalive). Over a link to a grapevine/1 peer at
+	// most 30 s, and IdleTimeout at most 90 s: its timings.
 	HeartbeatInterval time.Duration
 
 	// IdleTimeout: a connection on which no frame was read for this long
 	// is closed. It must exceed HeartbeatInterval. Default
-	// 3 × HeartbeatInterval.
+	// 3 × HeartbeatInterval (6 min).
 	IdleTimeout time.Duration
 
 	// kernelKeepAlive turns the kernel's TCP keepalive on at this period
@@ -195,7 +197,7 @@ type Options struct {
 
 // Defaults.
 const (
-	DefaultHeartbeat      = 30 * time.Second
+	DefaultHeartbeat      = 2 * time.Minute
 	DefaultWriteTimeout   = 10 * time.Second
 	DefaultHandshake      = 10 * time.Second
 	DefaultHello          = 2 * time.Second
