@@ -16,10 +16,10 @@ import (
 )
 
 // ALPN is the application protocol both sides negotiate. A new
-// incompatible protocol gets a new name. ALPNv1 is the same protocol as
-// nodes before the heartbeat was lengthened speak it: they close a link
-// quiet for 90 s, so over such a link the heartbeat keeps to their
-// timings (legacyHeartbeat).
+// incompatible protocol gets a new name. ALPNv1 is what nodes before the
+// 2-minute heartbeat offer: the same messages, but they close a link
+// quiet for 90 s, so over such a link the heartbeat keeps their timings
+// (legacyHeartbeat).
 const (
 	ALPN   = "grapevine/2"
 	ALPNv1 = "grapevine/1"
