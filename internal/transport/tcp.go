@@ -178,7 +178,7 @@ func (t *TCP) accept(h *handshake) *conn {
 				reason = ReasonHelloTimeout
 			}
 			if hello != nil && reason == ReasonHandshake &&
-				(len(hello.SupportedProtos) > 0 && !slices.ContainsFunc(hello.SupportedProtos, func(p string) bool { return slices.Contains(protocols, p) }) ||
+				(len(hello.SupportedProtos) > 0 && !slices.ContainsFunc(hello.SupportedProtos, speaks) ||
 					!slices.Contains(hello.SupportedVersions, tls.VersionTLS13)) {
 				reason = ReasonProtocol
 			}
@@ -191,7 +191,7 @@ func (t *TCP) accept(h *handshake) *conn {
 		return nil
 	}
 	raw.SetDeadline(time.Time{})
-	return e.newConn(tc, raw, id, true, addr, tc.ConnectionState().NegotiatedProtocol == ALPNv1)
+	return e.newConn(tc, raw, id, true, addr, legacy(tc))
 }
 
 // connect dials one locator and runs the outbound handshake.
@@ -221,7 +221,7 @@ func (t *TCP) connect(ctx context.Context, loc announce.Locator) (*conn, error) 
 		return nil, err
 	}
 	raw.SetDeadline(time.Time{})
-	return e.newConn(tc, raw, loc.ID, false, addr, tc.ConnectionState().NegotiatedProtocol == ALPNv1), nil
+	return e.newConn(tc, raw, loc.ID, false, addr, legacy(tc)), nil
 }
 
 var errEvicted = errors.New("transport: handshake slot given to a connection from a less busy address")

@@ -28,6 +28,12 @@ const (
 // protocols are offered and accepted in this order of preference.
 var protocols = []string{ALPN, ALPNv1}
 
+// speaks reports whether p is one of the protocols this node speaks.
+func speaks(p string) bool { return slices.Contains(protocols, p) }
+
+// legacy reports whether a finished handshake agreed on grapevine/1.
+func legacy(tc *tls.Conn) bool { return tc.ConnectionState().NegotiatedProtocol == ALPNv1 }
+
 // A grapevine/1 peer closes a link with nothing read for 90 s and, when
 // it dialled, pings a quiet link every 60 s. Variables for the tests.
 var legacyHeartbeat, legacyIdle = 30 * time.Second, 90 * time.Second
@@ -69,7 +75,7 @@ func peerID(cs tls.ConnectionState) (announce.NodeID, error) {
 	if cs.Version != tls.VersionTLS13 {
 		return "", &AuthError{Reason: ReasonProtocol, Detail: fmt.Sprintf("TLS version %#x, want 1.3", cs.Version)}
 	}
-	if !slices.Contains(protocols, cs.NegotiatedProtocol) {
+	if !speaks(cs.NegotiatedProtocol) {
 		return "", &AuthError{Reason: ReasonProtocol, Detail: fmt.Sprintf("application protocol %q, want one of %q", cs.NegotiatedProtocol, protocols)}
 	}
 	if n := len(cs.PeerCertificates); n != 1 {
