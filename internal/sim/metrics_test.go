@@ -3,6 +3,7 @@ package sim_test
 import (
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -123,6 +124,38 @@ events:
 	t.Logf("bytes per node per day: %.0f with 6 clients, %.0f with 6 more that are off (ratio %.2f)", a.BytesPerNodePerDay, b.BytesPerNodePerDay, ratio)
 	if ratio < 0.85 || ratio > 1.2 {
 		t.Errorf("bytes per node per day %.0f vs %.0f: the clients that were off changed it by %.2fx", b.BytesPerNodePerDay, a.BytesPerNodePerDay, ratio)
+	}
+}
+
+// Bytes by role: a server pays for each of its clients, a client's cost
+// does not grow with the other clients, and the two add up to the whole.
+func TestBytesByRole(t *testing.T) {
+	base := `
+name: roles
+duration: 3d
+population: {servers: 4, clients: CLIENTS}
+network: {latency: 30ms}
+`
+	ms := map[int]sim.Metrics{}
+	for _, clients := range []int{8, 24} {
+		m := run(t, scenario(t, strings.Replace(base, "CLIENTS", strconv.Itoa(clients), 1)), "grapevine").Metrics
+		ms[clients] = m
+		// Every host runs the whole 3 days, to within start-up.
+		whole := m.BytesPerNodePerDay * m.RunningNodeDays
+		parts := (m.BytesPerServerPerDay*4 + m.BytesPerClientPerDay*float64(clients)) * m.RunningNodeDays / float64(4+clients)
+		if m.BytesPerServerPerDay <= 0 || m.BytesPerClientPerDay <= 0 || math.Abs(parts-whole) > 0.01*whole {
+			t.Errorf("%d clients: per server %.0f, per client %.0f, per node %.0f: the parts make %.0f bytes, the whole %.0f",
+				clients, m.BytesPerServerPerDay, m.BytesPerClientPerDay, m.BytesPerNodePerDay, parts, whole)
+		}
+	}
+	a, b := ms[8], ms[24]
+	t.Logf("per server %.0f -> %.0f, per client %.0f -> %.0f bytes a day, from 8 to 24 clients",
+		a.BytesPerServerPerDay, b.BytesPerServerPerDay, a.BytesPerClientPerDay, b.BytesPerClientPerDay)
+	if r := b.BytesPerClientPerDay / a.BytesPerClientPerDay; r > 1.3 {
+		t.Errorf("a client's bytes a day grew %.2fx with three times the clients", r)
+	}
+	if r := b.BytesPerServerPerDay / a.BytesPerServerPerDay; r < 1.5 {
+		t.Errorf("a server's bytes a day grew only %.2fx with three times the clients", r)
 	}
 }
 

@@ -97,6 +97,9 @@ func Table(sc *Scenario, reps []*Report) string {
 		{"resurrections", func(m Metrics) string { return fmt.Sprint(m.Resurrections) }},
 		{"evictions", func(m Metrics) string { return fmt.Sprint(m.Evictions) }},
 		{"bytes per node per day", func(m Metrics) string { return fmt.Sprintf("%.0f", m.BytesPerNodePerDay) }},
+		{"bytes per server / client per day", func(m Metrics) string {
+			return fmt.Sprintf("%.0f / %.0f", m.BytesPerServerPerDay, m.BytesPerClientPerDay)
+		}},
 		{"records delivered", func(m Metrics) string { return fmt.Sprint(m.RecordsDelivered) }},
 		{"start-up connect (s, worst)", func(m Metrics) string { return secsIf(m.Restarts > 0, m.StartupConnectSec) }},
 		{"new client connect (s, worst)", func(m Metrics) string { return secsIf(m.ClientJoins > 0, m.ClientJoinConnectSec) }},

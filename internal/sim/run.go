@@ -80,6 +80,12 @@ type Metrics struct {
 	// sum over nodes of the time each was up).
 	RunningNodeDays    float64 `json:"running_node_days"`
 	BytesPerNodePerDay float64 `json:"bytes_per_node_per_day"`
+	// The same for servers and for clients alone (relays are in neither).
+	// A server pays for each of its clients (its own records pushed, a
+	// round per RefreshInterval); a client's cost should not grow with
+	// the clients.
+	BytesPerServerPerDay float64 `json:"bytes_per_server_per_day"`
+	BytesPerClientPerDay float64 `json:"bytes_per_client_per_day"`
 	// Signed records sent over every link: the deliveries the run did,
 	// against the floor of every node getting every server's refresh.
 	RecordsDelivered uint64 `json:"records_delivered"`
@@ -149,9 +155,9 @@ type runner struct {
 	forgotSeq                map[uint64]int64                                  // by linkKey(node, server)
 	firstStart, lastStart    map[*Host]time.Time
 	firstStop                map[*Host]time.Time
-	// Running days of the incarnations that stopped. Days, not a
+	// Running days of each host's incarnations that stopped. Days, not a
 	// Duration: 10,000 nodes for 60 days is past int64 nanoseconds.
-	upDays       float64
+	upDays       map[*Host]float64
 	joinAudience map[announce.NodeID][]*Host
 	// Clients that are to know every live server and connect to every
 	// dialable one: since they restarted, and since they joined.
@@ -208,7 +214,7 @@ func newRunner(sc *Scenario, opt Options) (*runner, error) {
 		pick:     rand.New(rand.NewPCG(seed^0x5ce7a210c0ffee, seed+1)),
 		departed: map[announce.NodeID]time.Time{}, lastHeld: map[announce.NodeID]time.Time{},
 		joined: map[announce.NodeID]time.Time{}, known: map[announce.NodeID]map[announce.NodeID]time.Time{},
-		forgotSeq: map[uint64]int64{}, isClientHost: map[*Host]bool{},
+		forgotSeq: map[uint64]int64{}, isClientHost: map[*Host]bool{}, upDays: map[*Host]float64{},
 		firstStart: map[*Host]time.Time{}, lastStart: map[*Host]time.Time{}, firstStop: map[*Host]time.Time{},
 		joinAudience: map[announce.NodeID][]*Host{},
 		restarts:     map[*Host]time.Time{}, clientJoins: map[*Host]time.Time{}, startup: -1, clientJoin: -1,
@@ -355,7 +361,7 @@ func (r *runner) stopHost(h *Host) {
 	if !h.Up {
 		return
 	}
-	r.upDays += days(r.net.Now.Sub(r.lastStart[h]))
+	r.upDays[h] += days(r.net.Now.Sub(r.lastStart[h]))
 	if _, ok := r.firstStop[h]; !ok {
 		r.firstStop[h] = r.net.Now
 	}
@@ -755,19 +761,39 @@ func (r *runner) finish() {
 			m.ZombieLifetimeMaxDays = max(m.ZombieLifetimeMaxDays, 0)
 		}
 	}
-	// Bytes, per day of a node running.
-	var bytes uint64
-	m.RunningNodeDays = r.upDays
+	// Bytes, per day of a node running: over all nodes, and by role.
+	var bytes, serverBytes, clientBytes uint64
+	var serverDays, clientDays float64
+	isServer := make(map[*Host]bool, len(r.servers))
+	for _, h := range r.servers {
+		isServer[h] = true
+	}
 	for _, h := range r.net.Hosts() {
-		bytes += h.BytesOut
-		m.RecordsDelivered += h.RecsOut
+		up := r.upDays[h]
 		if h.Up {
-			m.RunningNodeDays += days(now.Sub(r.lastStart[h]))
+			up += days(now.Sub(r.lastStart[h]))
+		}
+		bytes += h.BytesOut
+		m.RunningNodeDays += up
+		m.RecordsDelivered += h.RecsOut
+		switch {
+		case isServer[h]:
+			serverBytes += h.BytesOut
+			serverDays += up
+		case r.isClient(h):
+			clientBytes += h.BytesOut
+			clientDays += up
 		}
 	}
-	if m.RunningNodeDays > 0 {
-		m.BytesPerNodePerDay = float64(bytes) / m.RunningNodeDays
+	perDay := func(b uint64, d float64) float64 {
+		if d > 0 {
+			return float64(b) / d
+		}
+		return 0
 	}
+	m.BytesPerNodePerDay = perDay(bytes, m.RunningNodeDays)
+	m.BytesPerServerPerDay = perDay(serverBytes, serverDays)
+	m.BytesPerClientPerDay = perDay(clientBytes, clientDays)
 	m.StartupConnectSec = r.startup
 	if len(r.restarts) > 0 {
 		m.StartupConnectSec = -1 // some restart never got there
