@@ -255,9 +255,7 @@ func (e *engine) Send(peer announce.NodeID, m core.Msg) {
 		c.close(ReasonQueueFull, nil)
 		return
 	}
-	select {
-	case c.sendq <- f:
-	default:
+	if !c.sendq.push(f, e.opts.SendQueue) {
 		c.close(ReasonQueueFull, nil)
 	}
 }
@@ -442,7 +440,7 @@ type conn struct {
 	// The options' heartbeat and idle timeout, or a grapevine/1 peer's.
 	heartbeat, idleTimeout time.Duration
 
-	sendq      chan []byte  // encoded frames
+	sendq      frameQueue
 	queued     atomic.Int64 // bytes in sendq
 	pongq      chan uint64
 	done       chan struct{}
@@ -494,7 +492,7 @@ func (e *engine) newConn(nc, raw net.Conn, peer announce.NodeID, inbound bool, a
 	return &conn{
 		e: e, peer: peer, inbound: inbound, addr: addr, nc: nc, raw: raw,
 		heartbeat: hb, idleTimeout: idle,
-		sendq:      make(chan []byte, e.opts.SendQueue),
+		sendq:      frameQueue{ready: make(chan struct{}, 1)},
 		pongq:      make(chan uint64, 1),
 		done:       make(chan struct{}),
 		writerDone: make(chan struct{}),
@@ -528,7 +526,12 @@ func (c *conn) closed() bool {
 // readLoop reads frames until the connection fails or is closed.
 func (c *conn) readLoop() error {
 	e := c.e
-	br := bufio.NewReaderSize(c.nc, 16<<10)
+	// No buffer of its own: TLS buffers a record, and an idle link (a
+	// server has one per client) holds nothing more.
+	var br io.Reader = c.nc
+	if e.opts.readBuffer > 0 {
+		br = bufio.NewReaderSize(c.nc, e.opts.readBuffer)
+	}
 	// A frame holds budget from its first byte until handed to the core.
 	defer e.frames.release(c)
 	for n := 0; ; n++ {
@@ -600,12 +603,25 @@ func readReason(err error) string {
 	return ReasonReset
 }
 
+// writeBuffers are the write buffers of links that are writing.
+var writeBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
+
 // writeLoop writes queued frames, pongs and pings until the connection
 // closes or retires.
 func (c *conn) writeLoop() {
 	defer close(c.writerDone)
 	e := c.e
-	bw := bufio.NewWriterSize(c.nc, 32<<10)
+	// The write buffer is borrowed for a burst of frames and given back
+	// at the flush that empties the queue: an idle link holds none.
+	var bw *bufio.Writer
+	giveBack := func() {
+		if bw != nil {
+			bw.Reset(nil)
+			writeBuffers.Put(bw)
+			bw = nil
+		}
+	}
+	defer giveBack()
 	tick := time.NewTicker(c.heartbeat)
 	defer tick.Stop()
 	var nonce uint64
@@ -623,9 +639,15 @@ func (c *conn) writeLoop() {
 		if c.closed() {
 			return false
 		}
+		if bw == nil {
+			bw = writeBuffers.Get().(*bufio.Writer)
+			bw.Reset(c.nc)
+		}
 		_, err := bw.Write(f)
 		if err == nil && flush {
-			err = bw.Flush()
+			if err = bw.Flush(); err == nil {
+				giveBack()
+			}
 		}
 		if err != nil {
 			var ne net.Error
@@ -647,10 +669,16 @@ func (c *conn) writeLoop() {
 		select {
 		case <-c.done:
 			return
-		case f := <-c.sendq:
-			c.queued.Add(-int64(len(f)))
-			ok = write(f, len(c.sendq) == 0)
-			lastWrite = time.Now()
+		case <-c.sendq.ready:
+			for ok {
+				f, more, got := c.sendq.pop()
+				if !got {
+					break
+				}
+				c.queued.Add(-int64(len(f)))
+				ok = write(f, !more)
+				lastWrite = time.Now()
+			}
 		case n := <-c.pongq:
 			f, _ := wire.EncodeFrame(wire.Pong{Nonce: n})
 			ok = write(f, true)
@@ -668,13 +696,11 @@ func (c *conn) writeLoop() {
 			// Write what is queued, then close our side; the reader runs
 			// until the peer closes its side too.
 			for ok {
-				select {
-				case f := <-c.sendq:
-					ok = write(f, false)
-					continue
-				default:
+				f, _, got := c.sendq.pop()
+				if !got {
+					break
 				}
-				break
+				ok = write(f, false)
 			}
 			if ok && write(nil, true) {
 				if cw, can := c.nc.(interface{ CloseWrite() error }); can {
@@ -689,6 +715,56 @@ func (c *conn) writeLoop() {
 			return
 		}
 	}
+}
+
+// frameQueue holds the encoded frames waiting to be written. Its slice
+// grows with what waits and is dropped when a burst has drained, so an
+// idle link (a server has one per client) holds no queue.
+type frameQueue struct {
+	mu     sync.Mutex
+	frames [][]byte
+	head   int
+	ready  chan struct{} // a frame was pushed since the writer last looked
+}
+
+// keptQueue is the capacity an empty queue keeps for the next frames.
+const keptQueue = 4
+
+// push queues f unless limit frames wait already.
+func (q *frameQueue) push(f []byte, limit int) bool {
+	q.mu.Lock()
+	if len(q.frames)-q.head >= limit {
+		q.mu.Unlock()
+		return false
+	}
+	q.frames = append(q.frames, f)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// pop takes the oldest frame; more says whether others wait.
+func (q *frameQueue) pop() (f []byte, more, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.head == len(q.frames) {
+		return nil, false, false
+	}
+	f = q.frames[q.head]
+	q.frames[q.head] = nil
+	q.head++
+	if q.head == len(q.frames) {
+		q.head = 0
+		if cap(q.frames) > keptQueue {
+			q.frames = nil
+		} else {
+			q.frames = q.frames[:0]
+		}
+	}
+	return f, q.head < len(q.frames), true
 }
 
 // retire stops the connection gracefully: see writeLoop.

@@ -3,6 +3,8 @@ package transport
 import (
 	"fmt"
 	"net"
+	"runtime"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -10,6 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"grapevine/announce"
+	"grapevine/core"
+	"grapevine/wire"
 )
 
 // sockets returns the TCP sockets of tr's connections.
@@ -191,5 +195,119 @@ func TestLegacyPeerKeepsItsTimings(t *testing.T) {
 	}
 	if n := old.rec.count(isDisconnected(a.id)); n != 0 {
 		t.Errorf("the grapevine/1 node closed its link to a: %d Disconnected", n)
+	}
+}
+
+// BenchmarkIdleLinkMemory measures what an idle connection holds in
+// memory, per end: heap in use and goroutine stacks, after the first
+// pings, against the same endpoints before they connected. A storage
+// server keeps a link to each client, so this is its cost per client.
+//
+//	go test -run XXX -bench IdleLinkMemory -benchtime 1x -v ./internal/transport/
+func BenchmarkIdleLinkMemory(b *testing.B) {
+	const links = 100
+	for range b.N {
+		b.StopTimer()
+		var trs []*TCP
+		for i := range links + 1 {
+			tr, err := Listen(Options{Key: idleKey(b, i), ListenAddr: "127.0.0.1:0"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			go func() {
+				for range tr.Inputs() {
+				}
+			}()
+			b.Cleanup(func() { tr.Close() })
+			trs = append(trs, tr)
+		}
+		hub := trs[0]
+		heap0, stack0, g0 := memNow()
+		for i := 1; i <= links; i++ {
+			trs[i].Dial(hub.ID(), []string{locator(idleKey(b, 0), hub)}, 5*time.Second)
+			deadline := time.Now().Add(10 * time.Second)
+			for len(sockets(b, hub)) < i {
+				if time.Now().After(deadline) {
+					b.Fatalf("%d of %d links up", len(sockets(b, hub)), links)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		time.Sleep(time.Second) // the first pings
+		heap1, stack1, g1 := memNow()
+		ends := float64(2 * links)
+		b.ReportMetric(float64(heap1-heap0)/ends, "heapB/end")
+		b.ReportMetric(float64(stack1-stack0)/ends, "stackB/end")
+		b.ReportMetric(float64(g1-g0)/ends, "goroutines/end")
+		b.ReportMetric(0, "ns/op")
+	}
+}
+
+// memNow returns the heap and stacks in use and the goroutines, after a
+// collection.
+func memNow() (heap, stack uint64, goroutines int) {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse, m.StackInuse, runtime.NumGoroutine()
+}
+
+// BenchmarkLinkThroughput sends small digests (20 items, as a push of a
+// busy grid's changes) one way over one TLS link as fast as the link
+// takes them, with reads straight from TLS (now) and through the 16 KiB
+// buffer each connection had before (baseline). The read rate is
+// unbounded here, so that the link is what is measured.
+//
+//	go test -run XXX -bench LinkThroughput -v ./internal/transport/
+func BenchmarkLinkThroughput(b *testing.B) {
+	for _, buf := range []int{0, 16 << 10} {
+		b.Run(fmt.Sprintf("read-buffer=%d", buf), func(b *testing.B) {
+			var got atomic.Int64
+			start := func(i int, count bool) *TCP {
+				tr, err := Listen(Options{Key: idleKey(b, i), ListenAddr: "127.0.0.1:0", readBuffer: buf, ReadRate: 1 << 40})
+				if err != nil {
+					b.Fatal(err)
+				}
+				go func() {
+					for in := range tr.Inputs() {
+						if _, ok := in.(core.Received); ok && count {
+							got.Add(1)
+						}
+					}
+				}()
+				b.Cleanup(func() { tr.Close() })
+				return tr
+			}
+			src, dst := start(1, false), start(2, true)
+			src.Dial(dst.ID(), []string{locator(idleKey(b, 2), dst)}, 5*time.Second)
+			for deadline := time.Now().Add(10 * time.Second); len(sockets(b, src)) == 0 || len(sockets(b, dst)) == 0; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					b.Fatal("no link")
+				}
+			}
+			d := core.Digest{From: 1, To: 2}
+			for i := range 20 {
+				d.Items = append(d.Items, core.Item{Service: "storage", ID: src.ID(), Seqnum: int64(i + 1), Hash: uint64(i + 1)})
+			}
+			f, err := wire.EncodeFrame(d)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(f)))
+			b.ResetTimer()
+			wait := func(n int) {
+				for deadline := time.Now().Add(10 * time.Second); got.Load() < int64(n); time.Sleep(20 * time.Microsecond) {
+					if time.Now().After(deadline) {
+						b.Fatalf("%d of %d digests arrived", got.Load(), n)
+					}
+				}
+			}
+			for i := range b.N {
+				// A bounded window in flight, so the send queue never fills.
+				wait(i - 100)
+				src.Send(dst.ID(), d)
+			}
+			wait(b.N)
+		})
 	}
 }

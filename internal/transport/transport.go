@@ -123,6 +123,9 @@ type Options struct {
 	// (benchmarks only: the baseline). By default it is off; see
 	// tcpKeepAlive.
 	kernelKeepAlive time.Duration
+	// readBuffer puts a buffer of this size under each connection's reads
+	// (benchmarks only: the baseline). By default reads use TLS's own.
+	readBuffer int
 
 	// WriteTimeout bounds the writing of each frame. Default 10 s.
 	WriteTimeout time.Duration
