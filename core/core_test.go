@@ -219,6 +219,9 @@ func steadyBytes(t *testing.T, servers int) float64 {
 		k := sim.KeyFor(name, 1)
 		c := cfg
 		id := core.Identity{Key: k, Bootstrap: []announce.Locator{{ID: boot, Addr: "sim:1"}}}
+		// c1 dials c0 alone, so that the link measured is a gossip link
+		// at every size.
+		c.DialServers = name != "c1"
 		if svc {
 			c.DialServers = false
 			id.Services = []announce.Template{{Service: announce.Service{Name: "storage"}, Locators: []string{sim.Locator(k.ID())}}}

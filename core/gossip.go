@@ -350,6 +350,9 @@ func (n *Node) onDigest(l *link, d Digest) {
 	if !gap {
 		n.moveCursor(l, limit, d.To, d.More)
 	}
+	if l.swapIn && !d.More {
+		n.swapIn(l)
+	}
 }
 
 // wants decides from an item alone whether fetching it could change

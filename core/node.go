@@ -190,6 +190,7 @@ type link struct {
 	vouchSpent  bool
 	closed      bool
 	inGlinks    bool
+	swapIn      bool        // drawn to replace a gossip link after its opening round
 	syncStamp   uint32      // bumped at each round (syncQueue)
 	heard       *heardTable // gossip links only: what the other end announced
 }

@@ -20,17 +20,67 @@ func (n *Node) syncs(l *link) bool {
 	return n.cfg.GossipDegree == 0 || l.mine
 }
 
-// chooseOnConnect makes a new link a gossip link if it was dialled by
-// this node and fewer than GossipDegree are. Links a node dialled are the
-// ones it can keep, behind NAT too.
+// chooseOnConnect keeps the gossip links a uniform draw from the links
+// this node dialled (reservoir sampling): the first GossipDegree are
+// chosen as they connect, and the k-th after them replaces a random one
+// with probability GossipDegree/k. Choosing only the first would pick the
+// same few for every node (its bootstrap and the servers most recently
+// seen, R3), and those would carry the overlay for the whole grid. Links a
+// node dialled are the ones it can keep, behind NAT too.
+//
+// A link drawn to replace a neighbour first runs its opening round as a
+// plain link, so that the swap costs a round of the two ends' own records
+// rather than a full digest (swapIn, at the end of that round).
 func (n *Node) chooseOnConnect(l *link) {
-	if n.cfg.GossipDegree == 0 || l.inbound || n.mineLinks >= n.cfg.GossipDegree {
+	d := n.cfg.GossipDegree
+	if d == 0 || l.inbound {
 		return
 	}
+	if n.mineLinks < d {
+		n.choose(l, "chosen")
+		return
+	}
+	l.swapIn = n.rng.IntN(n.outLinks) < d
+}
+
+// swapIn makes l, drawn by chooseOnConnect, a gossip link in place of a
+// random one, once its opening round has ended.
+func (n *Node) swapIn(l *link) {
+	l.swapIn = false
+	d := n.cfg.GossipDegree
+	if l.closed || l.mine || d == 0 {
+		return
+	}
+	if n.mineLinks >= d {
+		var mine []*link
+		for _, g := range n.glinks {
+			if g.mine {
+				mine = append(mine, g)
+			}
+		}
+		if len(mine) == 0 {
+			return
+		}
+		old := mine[n.rng.IntN(len(mine))]
+		old.mine = false
+		n.mineLinks--
+		n.setGossip(old)
+		n.emit(Event{Kind: EvOverlay, Peer: old.id, Reason: "replaced", Facts: facts("by", l.id.Short(), "dialled", n.outLinks, "degree", d)})
+		n.sendSyncReq(old) // tells the other end; later rounds are plain
+	}
+	n.choose(l, "sampled")
+	// Pushes go on from the last; the cursor is where the opening round
+	// left it.
+	l.scanned = max(l.scanned, n.pushedVer)
+	n.sendSyncReq(l)
+}
+
+// choose makes l one of the links this node gossips over.
+func (n *Node) choose(l *link, reason string) {
 	l.mine = true
 	n.mineLinks++
 	n.setGossip(l)
-	n.emit(Event{Kind: EvOverlay, Peer: l.id, Reason: "chosen", Facts: facts("neighbours", n.mineLinks, "degree", n.cfg.GossipDegree)})
+	n.emit(Event{Kind: EvOverlay, Peer: l.id, Reason: reason, Facts: facts("neighbours", n.mineLinks, "degree", n.cfg.GossipDegree)})
 }
 
 // chooseNeighbours tops the gossip links up to GossipDegree from the
@@ -53,13 +103,10 @@ func (n *Node) chooseNeighbours() {
 		l := cands[i]
 		cands[i] = cands[len(cands)-1]
 		cands = cands[:len(cands)-1]
-		l.mine = true
-		n.mineLinks++
-		n.setGossip(l)
+		n.choose(l, "promoted")
 		// As a plain link it was scanned up to the last push.
 		l.scanned = max(l.scanned, n.pushedVer)
 		l.cursor = 0
-		n.emit(Event{Kind: EvOverlay, Peer: l.id, Reason: "promoted", Facts: facts("neighbours", n.mineLinks, "degree", d)})
 		n.sendSyncReq(l)
 	}
 }

@@ -92,6 +92,59 @@ func TestOverlayBoundsGossip(t *testing.T) {
 	}
 }
 
+// Every client dials the servers in about the same order (its bootstrap,
+// then the most recently seen, R3), so choosing the first D links it
+// reached would make the same few servers every client's neighbours.
+// The choice is a uniform draw instead: no server carries much more than
+// its share of the overlay, and every client still has D neighbours.
+func TestOverlayNeighboursSpread(t *testing.T) {
+	const servers, clients, d = 40, 60, 4
+	net := sim.NewNet(5)
+	cfg := core.TestConfig()
+	cfg.GossipDegree = d
+	add := func(role, name string, boot *sim.Host) *sim.Host {
+		id, c := sim.Role(role, name, sim.KeyFor(name, 3), cfg)
+		if boot != nil {
+			id.Bootstrap = []announce.Locator{{ID: boot.ID, Addr: "sim:1"}}
+		}
+		h := net.Add(name, id, c)
+		if err := net.Start(h); err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	relay := add("relay", "relay", nil)
+	var ss []*sim.Host
+	for i := range servers {
+		ss = append(ss, add("server", fmt.Sprintf("s%d", i), relay))
+	}
+	net.Run(5 * time.Second)
+	var cs []*sim.Host
+	for i := range clients {
+		cs = append(cs, add("client", fmt.Sprintf("c%d", i), relay))
+	}
+	net.Run(10 * time.Second)
+	chosen := map[announce.NodeID]int{}
+	for _, c := range cs {
+		if mine, _ := c.Node.GossipLinks(); mine != d {
+			t.Fatalf("%s chose %d gossip links, want %d", c.Name, mine, d)
+		}
+		for _, h := range append([]*sim.Host{relay}, ss...) {
+			if c.Node.GossipsWith(h.ID) {
+				chosen[h.ID]++
+			}
+		}
+	}
+	most, mean := 0, float64(clients*d)/float64(servers+1)
+	for _, n := range chosen {
+		most = max(most, n)
+	}
+	t.Logf("%d clients chose %d gossip links each among %d nodes: at most %d chose the same node (mean %.1f)", clients, d, servers+1, most, mean)
+	if float64(most) > 3*mean {
+		t.Fatalf("%d of %d clients chose the same node as a neighbour (mean %.1f): the overlay has a hub", most, clients, mean)
+	}
+}
+
 // A new seqnum from a server whose dial waits out a backoff makes the
 // dial due at once (R3): a server back from maintenance is used at once.
 func TestFreshSeqnumEndsBackoff(t *testing.T) {
@@ -267,9 +320,10 @@ func TestAnnouncedNotEchoed(t *testing.T) {
 	// Held: the server's own record came over the plain link, and b
 	// announced it before the relay delay ran out.
 	cl := newNode(t, "cl", cfg)
-	for _, id := range []announce.NodeID{b, c, d, it.ID} {
+	for _, id := range []announce.NodeID{b, c, d} {
 		cl.Step(t0, core.Connected{Peer: id})
 	}
+	cl.Step(t0, core.Connected{Peer: it.ID, Inbound: true}) // never a gossip link it chose
 	cl.Ready()
 	if cl.GossipsWith(it.ID) || !cl.GossipsWith(b) {
 		t.Fatal("setup: the link to the server should be plain, the others gossip links")

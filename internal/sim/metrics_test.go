@@ -143,6 +143,9 @@ network: {latency: 30ms}
 		// Every host runs the whole 3 days, to within start-up.
 		whole := m.BytesPerNodePerDay * m.RunningNodeDays
 		parts := (m.BytesPerServerPerDay*4 + m.BytesPerClientPerDay*float64(clients)) * m.RunningNodeDays / float64(4+clients)
+		if m.BytesBusiestServerPerDay < m.BytesPerServerPerDay {
+			t.Errorf("%d clients: the busiest server sent %.0f bytes a day, less than the mean %.0f", clients, m.BytesBusiestServerPerDay, m.BytesPerServerPerDay)
+		}
 		if m.BytesPerServerPerDay <= 0 || m.BytesPerClientPerDay <= 0 || math.Abs(parts-whole) > 0.01*whole {
 			t.Errorf("%d clients: per server %.0f, per client %.0f, per node %.0f: the parts make %.0f bytes, the whole %.0f",
 				clients, m.BytesPerServerPerDay, m.BytesPerClientPerDay, m.BytesPerNodePerDay, parts, whole)

@@ -100,6 +100,7 @@ func Table(sc *Scenario, reps []*Report) string {
 		{"bytes per server / client per day", func(m Metrics) string {
 			return fmt.Sprintf("%.0f / %.0f", m.BytesPerServerPerDay, m.BytesPerClientPerDay)
 		}},
+		{"bytes per day, busiest server", func(m Metrics) string { return fmt.Sprintf("%.0f", m.BytesBusiestServerPerDay) }},
 		{"records delivered", func(m Metrics) string { return fmt.Sprint(m.RecordsDelivered) }},
 		{"start-up connect (s, worst)", func(m Metrics) string { return secsIf(m.Restarts > 0, m.StartupConnectSec) }},
 		{"new client connect (s, worst)", func(m Metrics) string { return secsIf(m.ClientJoins > 0, m.ClientJoinConnectSec) }},

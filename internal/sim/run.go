@@ -23,6 +23,10 @@ type Options struct {
 	OnApply func(at time.Duration, action string, hosts []string)
 }
 
+// busiestMinDays is the running time a server needs to count for
+// BytesBusiestServerPerDay: a short run's start-up is not its rate.
+const busiestMinDays = 1.0
+
 // Report is the outcome of one run: what report.json holds.
 type Report struct {
 	Scenario     string  `json:"scenario"`
@@ -86,6 +90,9 @@ type Metrics struct {
 	// the clients.
 	BytesPerServerPerDay float64 `json:"bytes_per_server_per_day"`
 	BytesPerClientPerDay float64 `json:"bytes_per_client_per_day"`
+	// The most a server sent per day of running, among servers that ran
+	// a day or more: the load of a hub, if the overlay has one.
+	BytesBusiestServerPerDay float64 `json:"bytes_busiest_server_per_day"`
 	// Signed records sent over every link: the deliveries the run did,
 	// against the floor of every node getting every server's refresh.
 	RecordsDelivered uint64 `json:"records_delivered"`
@@ -780,6 +787,9 @@ func (r *runner) finish() {
 		case isServer[h]:
 			serverBytes += h.BytesOut
 			serverDays += up
+			if up >= busiestMinDays {
+				m.BytesBusiestServerPerDay = max(m.BytesBusiestServerPerDay, float64(h.BytesOut)/up)
+			}
 		case r.isClient(h):
 			clientBytes += h.BytesOut
 			clientDays += up
