@@ -15,9 +15,23 @@ import (
 func overlayGrid(t *testing.T, servers, d int) (*sim.Net, *sim.Host, []*sim.Host) {
 	t.Helper()
 	net := sim.NewNet(11)
+	add := overlayAdder(t, net, d)
+	relay := add("relay", "relay", nil)
+	var ss []*sim.Host
+	for i := range servers {
+		ss = append(ss, add("server", fmt.Sprintf("s%d", i), relay))
+	}
+	client := add("client", "client", relay)
+	net.Run(5 * time.Second)
+	return net, client, ss
+}
+
+// overlayAdder returns a function that adds a running host of a role to
+// net, with gossip degree d, bootstrapped from boot if it is set.
+func overlayAdder(t *testing.T, net *sim.Net, d int) func(role, name string, boot *sim.Host) *sim.Host {
 	cfg := core.TestConfig()
 	cfg.GossipDegree = d
-	add := func(role, name string, boot *sim.Host) *sim.Host {
+	return func(role, name string, boot *sim.Host) *sim.Host {
 		id, c := sim.Role(role, name, sim.KeyFor(name, 3), cfg)
 		if boot != nil {
 			id.Bootstrap = []announce.Locator{{ID: boot.ID, Addr: "sim:1"}}
@@ -28,14 +42,6 @@ func overlayGrid(t *testing.T, servers, d int) (*sim.Net, *sim.Host, []*sim.Host
 		}
 		return h
 	}
-	relay := add("relay", "relay", nil)
-	var ss []*sim.Host
-	for i := range servers {
-		ss = append(ss, add("server", fmt.Sprintf("s%d", i), relay))
-	}
-	client := add("client", "client", relay)
-	net.Run(5 * time.Second)
-	return net, client, ss
 }
 
 // A client connected to every server gossips over D of them; the others
@@ -100,19 +106,7 @@ func TestOverlayBoundsGossip(t *testing.T) {
 func TestOverlayNeighboursSpread(t *testing.T) {
 	const servers, clients, d = 40, 60, 4
 	net := sim.NewNet(5)
-	cfg := core.TestConfig()
-	cfg.GossipDegree = d
-	add := func(role, name string, boot *sim.Host) *sim.Host {
-		id, c := sim.Role(role, name, sim.KeyFor(name, 3), cfg)
-		if boot != nil {
-			id.Bootstrap = []announce.Locator{{ID: boot.ID, Addr: "sim:1"}}
-		}
-		h := net.Add(name, id, c)
-		if err := net.Start(h); err != nil {
-			t.Fatal(err)
-		}
-		return h
-	}
+	add := overlayAdder(t, net, d)
 	relay := add("relay", "relay", nil)
 	var ss []*sim.Host
 	for i := range servers {

@@ -114,30 +114,10 @@ func BenchmarkIdleLink(b *testing.B) {
 // it.
 func idleLinks(b *testing.B, n int, window, keepAlive, heartbeat time.Duration) (segs, bytes float64) {
 	b.StopTimer()
-	start := func(i int) *TCP {
-		tr, err := Listen(Options{Key: idleKey(b, i), ListenAddr: "127.0.0.1:0", kernelKeepAlive: keepAlive, HeartbeatInterval: heartbeat})
-		if err != nil {
-			b.Fatal(err)
-		}
-		go func() {
-			for range tr.Inputs() {
-			}
-		}()
-		b.Cleanup(func() { tr.Close() })
-		return tr
-	}
-	hub := start(0)
+	opt := Options{kernelKeepAlive: keepAlive, HeartbeatInterval: heartbeat}
+	hub := benchTransport(b, 0, opt, nil)
 	for i := 1; i <= n; i++ {
-		// One at a time: handshakes from one address are limited.
-		tr := start(i)
-		tr.Dial(hub.ID(), []string{locator(idleKey(b, 0), hub)}, 5*time.Second)
-		deadline := time.Now().Add(10 * time.Second)
-		for len(sockets(b, hub)) < i {
-			if time.Now().After(deadline) {
-				b.Fatalf("%d of %d links up", len(sockets(b, hub)), n)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		dialHub(b, benchTransport(b, i, opt, nil), hub, i)
 	}
 	time.Sleep(time.Second) // the first pings
 	count := func() (s, by float64) {
@@ -210,28 +190,12 @@ func BenchmarkIdleLinkMemory(b *testing.B) {
 		b.StopTimer()
 		var trs []*TCP
 		for i := range links + 1 {
-			tr, err := Listen(Options{Key: idleKey(b, i), ListenAddr: "127.0.0.1:0"})
-			if err != nil {
-				b.Fatal(err)
-			}
-			go func() {
-				for range tr.Inputs() {
-				}
-			}()
-			b.Cleanup(func() { tr.Close() })
-			trs = append(trs, tr)
+			trs = append(trs, benchTransport(b, i, Options{}, nil))
 		}
 		hub := trs[0]
 		heap0, stack0, g0 := memNow()
 		for i := 1; i <= links; i++ {
-			trs[i].Dial(hub.ID(), []string{locator(idleKey(b, 0), hub)}, 5*time.Second)
-			deadline := time.Now().Add(10 * time.Second)
-			for len(sockets(b, hub)) < i {
-				if time.Now().After(deadline) {
-					b.Fatalf("%d of %d links up", len(sockets(b, hub)), links)
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+			dialHub(b, trs[i], hub, i)
 		}
 		time.Sleep(time.Second) // the first pings
 		heap1, stack1, g1 := memNow()
@@ -263,28 +227,15 @@ func BenchmarkLinkThroughput(b *testing.B) {
 	for _, buf := range []int{0, 16 << 10} {
 		b.Run(fmt.Sprintf("read-buffer=%d", buf), func(b *testing.B) {
 			var got atomic.Int64
-			start := func(i int, count bool) *TCP {
-				tr, err := Listen(Options{Key: idleKey(b, i), ListenAddr: "127.0.0.1:0", readBuffer: buf, ReadRate: 1 << 40})
-				if err != nil {
-					b.Fatal(err)
+			opt := Options{readBuffer: buf, ReadRate: 1 << 40}
+			src := benchTransport(b, 1, opt, nil)
+			dst := benchTransport(b, 2, opt, func(in core.Input) {
+				if _, ok := in.(core.Received); ok {
+					got.Add(1)
 				}
-				go func() {
-					for in := range tr.Inputs() {
-						if _, ok := in.(core.Received); ok && count {
-							got.Add(1)
-						}
-					}
-				}()
-				b.Cleanup(func() { tr.Close() })
-				return tr
-			}
-			src, dst := start(1, false), start(2, true)
-			src.Dial(dst.ID(), []string{locator(idleKey(b, 2), dst)}, 5*time.Second)
-			for deadline := time.Now().Add(10 * time.Second); len(sockets(b, src)) == 0 || len(sockets(b, dst)) == 0; time.Sleep(time.Millisecond) {
-				if time.Now().After(deadline) {
-					b.Fatal("no link")
-				}
-			}
+			})
+			dialHub(b, src, dst, 1)
+			waitLinks(b, src, 1) // up at both ends: sends before that are dropped
 			d := core.Digest{From: 1, To: 2}
 			for i := range 20 {
 				d.Items = append(d.Items, core.Item{Service: "storage", ID: src.ID(), Seqnum: int64(i + 1), Hash: uint64(i + 1)})
@@ -309,5 +260,42 @@ func BenchmarkLinkThroughput(b *testing.B) {
 			}
 			wait(b.N)
 		})
+	}
+}
+
+// benchTransport starts a transport on loopback with the i-th benchmark
+// key and opt, and hands its inputs to onInput (if set) until it closes.
+func benchTransport(b *testing.B, i int, opt Options, onInput func(core.Input)) *TCP {
+	opt.Key, opt.ListenAddr = idleKey(b, i), "127.0.0.1:0"
+	tr, err := Listen(opt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() {
+		for in := range tr.Inputs() {
+			if onInput != nil {
+				onInput(in)
+			}
+		}
+	}()
+	b.Cleanup(func() { tr.Close() })
+	return tr
+}
+
+// dialHub dials hub from tr and waits until hub has links links. One at
+// a time: handshakes from one address are limited.
+func dialHub(b *testing.B, tr, hub *TCP, links int) {
+	tr.Dial(hub.ID(), []string{announce.Locator{ID: hub.ID(), Addr: hub.Addr()}.String()}, 5*time.Second)
+	waitLinks(b, hub, links)
+}
+
+// waitLinks waits until tr has links links.
+func waitLinks(b *testing.B, tr *TCP, links int) {
+	deadline := time.Now().Add(10 * time.Second)
+	for len(sockets(b, tr)) < links {
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d links up", len(sockets(b, tr)), links)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
