@@ -756,13 +756,20 @@ func (q *frameQueue) pop() (f []byte, more, ok bool) {
 	f = q.frames[q.head]
 	q.frames[q.head] = nil
 	q.head++
-	if q.head == len(q.frames) {
+	switch {
+	case q.head == len(q.frames):
 		q.head = 0
 		if cap(q.frames) > keptQueue {
 			q.frames = nil
 		} else {
 			q.frames = q.frames[:0]
 		}
+	case q.head >= keptQueue && 2*q.head >= len(q.frames):
+		// A queue that never drains moves down, rather than growing
+		// past what waits.
+		n := copy(q.frames, q.frames[q.head:])
+		clear(q.frames[n:])
+		q.frames, q.head = q.frames[:n], 0
 	}
 	return f, q.head < len(q.frames), true
 }
