@@ -68,17 +68,16 @@ func (n *Node) swapIn(l *link) {
 		n.emit(Event{Kind: EvOverlay, Peer: old.id, Reason: "replaced", Facts: facts("by", l.id.Short(), "dialled", n.outLinks, "degree", d)})
 		n.sendSyncReq(old) // tells the other end; later rounds are plain
 	}
-	n.choose(l, "sampled")
-	// Pushes go on from the last; the cursor is where the opening round
-	// left it.
-	l.scanned = max(l.scanned, n.pushedVer)
+	n.choose(l, "sampled") // the cursor stays where the opening round left it
 	n.sendSyncReq(l)
 }
 
-// choose makes l one of the links this node gossips over.
+// choose makes l one of the links this node gossips over. Pushes to it go
+// on from the last push: as a plain link it was scanned up to there.
 func (n *Node) choose(l *link, reason string) {
 	l.mine = true
 	n.mineLinks++
+	l.scanned = max(l.scanned, n.pushedVer)
 	n.setGossip(l)
 	n.emit(Event{Kind: EvOverlay, Peer: l.id, Reason: reason, Facts: facts("neighbours", n.mineLinks, "degree", n.cfg.GossipDegree)})
 }
@@ -104,8 +103,6 @@ func (n *Node) chooseNeighbours() {
 		cands[i] = cands[len(cands)-1]
 		cands = cands[:len(cands)-1]
 		n.choose(l, "promoted")
-		// As a plain link it was scanned up to the last push.
-		l.scanned = max(l.scanned, n.pushedVer)
 		l.cursor = 0
 		n.sendSyncReq(l)
 	}

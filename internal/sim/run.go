@@ -153,6 +153,7 @@ type runner struct {
 
 	servers, clients, relays []*Host
 	isClientHost             map[*Host]bool
+	isServerHost             map[*Host]bool
 	departed                 map[announce.NodeID]time.Time
 	departedOrder            []*Host
 	lastHeld                 map[announce.NodeID]time.Time
@@ -221,7 +222,7 @@ func newRunner(sc *Scenario, opt Options) (*runner, error) {
 		pick:     rand.New(rand.NewPCG(seed^0x5ce7a210c0ffee, seed+1)),
 		departed: map[announce.NodeID]time.Time{}, lastHeld: map[announce.NodeID]time.Time{},
 		joined: map[announce.NodeID]time.Time{}, known: map[announce.NodeID]map[announce.NodeID]time.Time{},
-		forgotSeq: map[uint64]int64{}, isClientHost: map[*Host]bool{}, upDays: map[*Host]float64{},
+		forgotSeq: map[uint64]int64{}, isClientHost: map[*Host]bool{}, isServerHost: map[*Host]bool{}, upDays: map[*Host]float64{},
 		firstStart: map[*Host]time.Time{}, lastStart: map[*Host]time.Time{}, firstStop: map[*Host]time.Time{},
 		joinAudience: map[announce.NodeID][]*Host{},
 		restarts:     map[*Host]time.Time{}, clientJoins: map[*Host]time.Time{}, startup: -1, clientJoin: -1,
@@ -273,6 +274,7 @@ func (r *runner) add(role string, nat bool) *Host {
 	switch role {
 	case "server":
 		r.servers = append(r.servers, h)
+		r.isServerHost[h] = true
 	case "client":
 		r.clients = append(r.clients, h)
 		r.isClientHost[h] = true
@@ -771,10 +773,6 @@ func (r *runner) finish() {
 	// Bytes, per day of a node running: over all nodes, and by role.
 	var bytes, serverBytes, clientBytes uint64
 	var serverDays, clientDays float64
-	isServer := make(map[*Host]bool, len(r.servers))
-	for _, h := range r.servers {
-		isServer[h] = true
-	}
 	for _, h := range r.net.Hosts() {
 		up := r.upDays[h]
 		if h.Up {
@@ -784,7 +782,7 @@ func (r *runner) finish() {
 		m.RunningNodeDays += up
 		m.RecordsDelivered += h.RecsOut
 		switch {
-		case isServer[h]:
+		case r.isServerHost[h]:
 			serverBytes += h.BytesOut
 			serverDays += up
 			if up >= busiestMinDays {
